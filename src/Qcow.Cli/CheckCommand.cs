@@ -1,0 +1,74 @@
+using System.CommandLine;
+using System.Text.Json;
+using Qcow.Engine;
+using Qcow.Engine.Operations;
+
+namespace Qcow.Cli;
+
+/// <summary><c>qcow check [--output=json] IMAGE</c>: exit 0 clean, 2 corruptions, 3 leaks only, 1 not checked.</summary>
+internal static class CheckCommand
+{
+    public static Command Create()
+    {
+        var output = Formats.OutputOption();
+        var image = new Argument<string>("IMAGE") { Description = "The qcow2 image to check (read-only; nothing is repaired)." };
+        var cmd = new Command("check", "Check refcounts and metadata like qemu-img check. Exit 0 clean, 2 corruptions, 3 leaks only, 1 could not check.") { output, image };
+        cmd.SetAction(r =>
+        {
+            CheckResult result;
+            try
+            {
+                result = CheckOperation.Run(r.GetValue(image)!);
+            }
+            catch (QcowException e)
+            {
+                return QcowCommand.Fail($"could not check: {e.Message}", 1);
+            }
+            if (r.GetValue(output) == "json") WriteJson(result);
+            else WriteText(result);
+            return result.ExitCode;
+        });
+        return cmd;
+    }
+
+    private static void WriteText(CheckResult r)
+    {
+        foreach (var m in r.Messages) Console.WriteLine(m);
+        if (r.Corruptions == 0 && r.Leaks == 0 && r.CheckErrors == 0) Console.WriteLine("No errors were found on the image.");
+        if (r.Corruptions > 0)
+            Console.WriteLine($"\n{r.Corruptions} errors were found on the image.\nData may be corrupted, or further writes to the image may corrupt it.");
+        if (r.Leaks > 0)
+            Console.WriteLine($"\n{r.Leaks} leaked clusters were found on the image.\nThis means waste of disk space, but no harm to data.");
+        if (r.CheckErrors > 0)
+            Console.WriteLine($"\n{r.CheckErrors} internal errors have occurred during the check.");
+        if (r.TotalClusters > 0)
+        {
+            double pct(long n) => 100.0 * n / r.TotalClusters;
+            double frag = r.AllocatedClusters == 0 ? 0 : 100.0 * r.FragmentedClusters / r.AllocatedClusters;
+            double comp = r.AllocatedClusters == 0 ? 0 : 100.0 * r.CompressedClusters / r.AllocatedClusters;
+            Console.WriteLine(FormattableString.Invariant($"{r.AllocatedClusters}/{r.TotalClusters} = {pct(r.AllocatedClusters):0.00}% allocated, {frag:0.00}% fragmented, {comp:0.00}% compressed clusters"));
+        }
+        Console.WriteLine($"Image end offset: {r.ImageEndOffset}");
+    }
+
+    private static void WriteJson(CheckResult r)
+    {
+        using var ms = new MemoryStream();
+        using (var j = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        {
+            j.WriteStartObject();
+            j.WriteNumber("image-end-offset", r.ImageEndOffset);
+            j.WriteNumber("total-clusters", r.TotalClusters);
+            j.WriteNumber("check-errors", r.CheckErrors);
+            if (r.Corruptions > 0) j.WriteNumber("corruptions", r.Corruptions);
+            if (r.Leaks > 0) j.WriteNumber("leaks", r.Leaks);
+            j.WriteNumber("allocated-clusters", r.AllocatedClusters);
+            j.WriteString("filename", r.FileName);
+            j.WriteString("format", "qcow2");
+            j.WriteNumber("fragmented-clusters", r.FragmentedClusters);
+            j.WriteNumber("compressed-clusters", r.CompressedClusters);
+            j.WriteEndObject();
+        }
+        Console.WriteLine(System.Text.Encoding.UTF8.GetString(ms.ToArray()));
+    }
+}

@@ -1,0 +1,130 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text.Json;
+using Qcow.Engine.Operations;
+
+namespace Qcow.Cli;
+
+/// <summary><c>qcow info [--output=json] [--backing-chain] IMAGE</c>.</summary>
+internal static class InfoCommand
+{
+    public static Command Create()
+    {
+        var output = Formats.OutputOption();
+        var chain = new Option<bool>("--backing-chain") { Description = "Show every image of the backing chain, top first." };
+        var allow = QcowCommand.AllowBackingOption();
+        var image = new Argument<string>("IMAGE") { Description = "The image to describe." };
+        var cmd = new Command("info", "Show an image's format, sizes, backing file and snapshots (like qemu-img info).") { output, chain, allow, image };
+        cmd.SetAction(r =>
+        {
+            var infos = InfoOperation.Run(r.GetValue(image)!, r.GetValue(chain), QcowCommand.Policy(r, allow));
+            if (r.GetValue(output) == "json") Console.WriteLine(ToJson(infos, r.GetValue(chain)));
+            else
+            {
+                for (int i = 0; i < infos.Count; i++)
+                {
+                    if (i > 0) Console.WriteLine();
+                    Console.Write(ToText(infos[i]));
+                }
+            }
+            return 0;
+        });
+        return cmd;
+    }
+
+    private static string ToText(ImageInfo info)
+    {
+        var w = new StringWriter { NewLine = "\n" };
+        w.WriteLine($"image: {info.FileName}");
+        w.WriteLine($"file format: {info.Format}");
+        w.WriteLine($"virtual size: {Formats.Size(info.VirtualSize)} ({info.VirtualSize} bytes)");
+        w.WriteLine($"disk size: {Formats.Size(info.ActualSize)}");
+        if (info.ClusterSize is { } cs) w.WriteLine($"cluster_size: {cs}");
+        if (info.BackingFilename is { } b)
+        {
+            w.WriteLine(info.FullBackingFilename is { } full && full != b ? $"backing file: {b} (actual path: {full})" : $"backing file: {b}");
+            if (info.BackingFilenameFormat is { } f) w.WriteLine($"backing file format: {f}");
+        }
+        if (info.Snapshots.Count > 0)
+        {
+            w.WriteLine("Snapshot list:");
+            w.Write(Formats.SnapshotTable(info.Snapshots));
+        }
+        if (info.Header is { } h)
+        {
+            w.WriteLine("Format specific information:");
+            w.WriteLine($"    compat: {h.Compat}");
+            w.WriteLine($"    compression type: {Engine.Compression.ClusterCompression.Name(h.CompressionType)}");
+            if (h.Version >= 3) w.WriteLine($"    lazy refcounts: {((h.CompatibleFeatures & Engine.Format.CompatibleFeatures.LazyRefcounts) != 0 ? "true" : "false")}");
+            w.WriteLine($"    refcount bits: {h.RefcountBits}");
+            if (info.DataFile is { } df) w.WriteLine($"    data file: {df}");
+            w.WriteLine("    corrupt: false");
+            w.WriteLine($"    extended l2: {(h.ExtendedL2 ? "true" : "false")}");
+        }
+        return w.ToString();
+    }
+
+    private static string ToJson(IReadOnlyList<ImageInfo> infos, bool asArray)
+    {
+        using var ms = new MemoryStream();
+        using (var j = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        {
+            if (asArray) j.WriteStartArray();
+            foreach (var info in infos) WriteInfo(j, info);
+            if (asArray) j.WriteEndArray();
+        }
+        return System.Text.Encoding.UTF8.GetString(ms.ToArray());
+    }
+
+    private static void WriteInfo(Utf8JsonWriter j, ImageInfo info)
+    {
+        j.WriteStartObject();
+        if (info.Snapshots.Count > 0)
+        {
+            j.WriteStartArray("snapshots");
+            foreach (var s in info.Snapshots)
+            {
+                j.WriteStartObject();
+                if (s.Icount is { } ic) j.WriteNumber("icount", ic);
+                j.WriteNumber("vm-clock-nsec", s.VmClockNanoseconds % 1_000_000_000);
+                j.WriteString("name", s.Name);
+                j.WriteNumber("date-sec", s.DateSeconds);
+                j.WriteNumber("date-nsec", s.DateNanoseconds);
+                j.WriteNumber("vm-clock-sec", s.VmClockNanoseconds / 1_000_000_000);
+                j.WriteString("id", s.Id);
+                j.WriteNumber("vm-state-size", s.VmStateSize);
+                if (s.DiskSize is { } ds) j.WriteNumber("disk-size", ds);
+                j.WriteEndObject();
+            }
+            j.WriteEndArray();
+        }
+        j.WriteNumber("virtual-size", info.VirtualSize);
+        j.WriteString("filename", info.FileName);
+        if (info.ClusterSize is { } cs) j.WriteNumber("cluster-size", cs);
+        j.WriteString("format", info.Format);
+        j.WriteNumber("actual-size", info.ActualSize);
+        if (info.BackingFilename is { } b)
+        {
+            j.WriteString("backing-filename", b);
+            if (info.FullBackingFilename is { } full) j.WriteString("full-backing-filename", full);
+            if (info.BackingFilenameFormat is { } f) j.WriteString("backing-filename-format", f);
+        }
+        if (info.Header is { } h)
+        {
+            j.WriteStartObject("format-specific");
+            j.WriteString("type", "qcow2");
+            j.WriteStartObject("data");
+            j.WriteString("compat", h.Compat);
+            j.WriteString("compression-type", Engine.Compression.ClusterCompression.Name(h.CompressionType));
+            if (h.Version >= 3) j.WriteBoolean("lazy-refcounts", (h.CompatibleFeatures & Engine.Format.CompatibleFeatures.LazyRefcounts) != 0);
+            j.WriteNumber("refcount-bits", h.RefcountBits);
+            if (info.DataFile is { } df) j.WriteString("data-file", df);
+            j.WriteBoolean("corrupt", false);
+            j.WriteBoolean("extended-l2", h.ExtendedL2);
+            j.WriteEndObject();
+            j.WriteEndObject();
+        }
+        j.WriteBoolean("dirty-flag", info.Dirty);
+        j.WriteEndObject();
+    }
+}

@@ -1,0 +1,4 @@
+using System.CommandLine;
+using Qcow.Cli;
+
+return QcowCommand.Run(args);

@@ -1,0 +1,159 @@
+using Qcow.Engine.Format;
+using Qcow.Engine.IO;
+using Qcow.Engine.Views;
+
+namespace Qcow.Engine.Chain;
+
+/// <summary>
+/// The images one operation works on, each opened read-only exactly once (so views of the same file share their
+/// file handle and caches, and "same file, same host offset" means "same bytes"). Resolves backing chains with the
+/// path policy, detects cycles and missing files.
+/// </summary>
+public sealed class ImageSet : IDisposable
+{
+    private const int MaxChainLength = 256;
+    private readonly Dictionary<string, ChainLink> _links = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, IReadOnlyList<ChainLink>> _chains = new(StringComparer.Ordinal);
+
+    /// <summary>Creates an empty set with <paramref name="policy"/> for backing file names.</summary>
+    public ImageSet(BackingPolicy? policy = null) => Policy = policy ?? BackingPolicy.Default;
+
+    /// <summary>The backing file policy.</summary>
+    public BackingPolicy Policy { get; }
+
+    /// <summary>Every file opened so far (images, raw files, external data files).</summary>
+    public IEnumerable<string> OpenedPaths => _links.Values.SelectMany(l =>
+        l.Image is { } i && !ReferenceEquals(i.DataFile, i.File) ? new[] { l.Path, i.DataFile.Path } : new[] { l.Path });
+
+    /// <summary>Bytes read from every file of the set so far.</summary>
+    public long BytesRead => _links.Values.Sum(l => (l.Image?.File.BytesRead ?? 0) + (l.RawFile?.BytesRead ?? 0)
+        + (l.Image is { } i && !ReferenceEquals(i.DataFile, i.File) ? i.DataFile.BytesRead : 0));
+
+    /// <summary>
+    /// The chain of <paramref name="path"/>, top first. The top is probed (qcow2 or raw); below it, the backing
+    /// format recorded in the image is used, or probed with a warning when none is recorded.
+    /// </summary>
+    public IReadOnlyList<ChainLink> Chain(string path)
+    {
+        string top = Path.GetFullPath(path);
+        if (_chains.TryGetValue(top, out var known)) return known;
+        var chain = new List<ChainLink>();
+        var link = Open(top, format: null, namedBy: null);
+        chain.Add(link);
+        while (link.Image?.BackingFileName is { } name)
+        {
+            if (chain.Count >= MaxChainLength)
+                throw new QcowException(top, $"backing chain is longer than {MaxChainLength} images");
+            string resolved = ResolveNamedFile(link.Path, name, "backing file", chain);
+            if (chain.Any(l => l.Path == resolved))
+                throw new QcowException(link.Path, $"backing chain has a cycle: {Describe(chain)} -> {resolved}");
+            string? format = link.Image.Extensions.BackingFormat;
+            link = Open(resolved, format, link.Path);
+            chain.Add(link);
+        }
+        _chains[top] = chain;
+        return chain;
+    }
+
+    /// <summary>Opens only <paramref name="path"/> itself (probed as qcow2 or raw), not its backing chain.</summary>
+    public ChainLink Top(string path) => Open(Path.GetFullPath(path), format: null, namedBy: null);
+
+    /// <summary>The view of <paramref name="path"/> at <paramref name="snapshot"/> (null: current state), with its chain.</summary>
+    public DiskView View(string path, string? snapshot = null)
+    {
+        var chain = Chain(path);
+        var top = chain[0];
+        if (top.Image is null)
+        {
+            if (snapshot is not null) throw new QcowException(top.Path, "a raw image has no snapshots");
+            return new RawView(top.RawFile!, 0);
+        }
+        Snapshot? snap = snapshot is null ? null : SnapshotTable.Find(top.Image.Snapshots, snapshot, top.Path);
+        return new QcowView(top.Image, snap, BackingView(chain, 1), 0);
+    }
+
+    private static DiskView? BackingView(IReadOnlyList<ChainLink> chain, int index)
+    {
+        if (index >= chain.Count) return null;
+        var link = chain[index];
+        if (link.Image is null) return new RawView(link.RawFile!, index);
+        return new QcowView(link.Image, null, BackingView(chain, index + 1), index);
+    }
+
+    private ChainLink Open(string path, string? format, string? namedBy)
+    {
+        if (_links.TryGetValue(path, out var existing)) return existing;
+        ImageFile file;
+        try
+        {
+            file = ImageFile.Open(path);
+        }
+        catch (QcowException e) when (namedBy is not null)
+        {
+            throw new QcowException(path, $"backing file of {namedBy} cannot be opened: {e.Reason}");
+        }
+        try
+        {
+            if (format is null)
+            {
+                format = Probe(file);
+                if (namedBy is not null)
+                    Policy.Warning?.Invoke($"{namedBy}: no backing format recorded; probed {path} as {format} (record it with -F)");
+            }
+            ChainLink link = format switch
+            {
+                "qcow2" => new ChainLink { Path = path, Format = "qcow2", Image = QcowImage.Open(file) },
+                "raw" => new ChainLink { Path = path, Format = "raw", RawFile = file },
+                _ => throw new QcowException(namedBy ?? path, $"backing format '{format}' of {path} is not supported (qcow2 and raw are)"),
+            };
+            if (link.Image is { NeedsDataFile: true } image)
+            {
+                string dataPath = ResolveNamedFile(path, image.Extensions.ExternalDataFile!, "external data file", [link]);
+                image.AttachDataFile(ImageFile.Open(dataPath));
+            }
+            _links[path] = link;
+            return link;
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    private static string Probe(ImageFile file)
+    {
+        Span<byte> magic = stackalloc byte[4];
+        return file.ReadAtMost(0, magic) == 4 && IO.BigEndian.U32(magic, 0) == QcowHeader.Magic ? "qcow2" : "raw";
+    }
+
+    private string ResolveNamedFile(string namingImage, string name, string what, IReadOnlyList<ChainLink> chain)
+    {
+        if (name.Length == 0)
+            throw new QcowFormatException(namingImage, what, "the name is empty");
+        if (name.Contains('\0'))
+            throw new QcowFormatException(namingImage, what, "the name contains a NUL byte");
+        if (PathPolicy.HasProtocolPrefix(name))
+            throw new QcowFormatException(namingImage, what, $"'{name}' is a protocol or pseudo-protocol name; only plain file paths are allowed");
+        string folder = Path.GetDirectoryName(namingImage)!;
+        string resolved = Path.GetFullPath(Path.IsPathRooted(name) ? name : Path.Combine(folder, name));
+        if (!File.Exists(resolved))
+            throw new QcowException(namingImage, $"{what} '{name}' not found (looked for {resolved}); chain: {Describe(chain)}");
+        if (!PathPolicy.IsAllowed(resolved, folder, Policy.AllowedPaths))
+            throw new QcowException(namingImage, $"{what} '{name}' resolves to {PathPolicy.RealPath(resolved)}, outside {PathPolicy.RealPath(folder)}; allow it explicitly (qcow --allow-backing PATH, MSBuild property QcowAllowedBackingPaths)");
+        return resolved;
+    }
+
+    private static string Describe(IReadOnlyList<ChainLink> chain) => string.Join(" -> ", chain.Select(l => l.Path));
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        foreach (var link in _links.Values)
+        {
+            link.Image?.Dispose();
+            link.RawFile?.Dispose();
+        }
+        _links.Clear();
+    }
+}

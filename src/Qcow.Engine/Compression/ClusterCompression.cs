@@ -1,0 +1,61 @@
+using System.IO.Compression;
+using Qcow.Engine.Format;
+
+namespace Qcow.Engine.Compression;
+
+/// <summary>
+/// Compressed clusters (spec: "Compressed Clusters Descriptor", "compression_type"): one stream per cluster that
+/// decompresses to exactly one cluster. Streams may be followed by unrelated bytes (the next stream shares the sector).
+/// </summary>
+public static class ClusterCompression
+{
+    /// <summary>
+    /// Decompresses <paramref name="stream"/> into <paramref name="cluster"/>, which it must fill exactly.
+    /// Returns an error text instead of throwing so callers can name the file and the L2 entry.
+    /// </summary>
+    public static string? TryDecompress(CompressionType type, ReadOnlySpan<byte> stream, Span<byte> cluster)
+    {
+        try
+        {
+            return type == CompressionType.Zstd ? ZstdCodec.Decompress(stream, cluster) : InflateRaw(stream, cluster);
+        }
+        catch (InvalidDataException e)
+        {
+            return $"corrupt {Name(type)} stream ({e.Message})";
+        }
+        catch (Exception e) when (e is ZstdSharp.ZstdException or IOException or ArgumentException)
+        {
+            return $"corrupt {Name(type)} stream ({e.Message})";
+        }
+    }
+
+    /// <summary>
+    /// Compresses one cluster into <paramref name="dest"/>; returns the stream length, or 0 when compression would not
+    /// save space (the caller then stores the cluster uncompressed, as qemu does).
+    /// </summary>
+    public static int Compress(CompressionType type, ReadOnlySpan<byte> cluster, Span<byte> dest)
+    {
+        int n = type == CompressionType.Zstd ? ZstdCodec.Compress(cluster, dest) : DeflateCodec.Compress(cluster, dest);
+        return n > 0 && n < cluster.Length ? n : 0;
+    }
+
+    /// <summary>qemu-img's name for the compression type.</summary>
+    public static string Name(CompressionType type) => type == CompressionType.Zstd ? "zstd" : "zlib";
+
+    private static unsafe string? InflateRaw(ReadOnlySpan<byte> stream, Span<byte> cluster)
+    {
+        fixed (byte* p = stream)
+        {
+            using var input = new UnmanagedMemoryStream(p, stream.Length);
+            using var inflate = new DeflateStream(input, CompressionMode.Decompress);
+            int done = 0;
+            while (done < cluster.Length)
+            {
+                int n = inflate.Read(cluster[done..]);
+                if (n == 0) return $"deflate stream ended after {done} bytes, short of the {cluster.Length}-byte cluster";
+                done += n;
+            }
+        }
+        return null;
+    }
+}

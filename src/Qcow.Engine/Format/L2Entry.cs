@@ -1,0 +1,134 @@
+namespace Qcow.Engine.Format;
+
+/// <summary>What an L2 entry (or one of its subclusters) says about guest data.</summary>
+public enum ClusterKind : byte
+{
+    /// <summary>Not allocated here: read from the backing file (zeros when there is none).</summary>
+    Unallocated,
+    /// <summary>Reads as zeros.</summary>
+    Zero,
+    /// <summary>Stored uncompressed at a host offset.</summary>
+    Normal,
+    /// <summary>Stored as a compressed stream.</summary>
+    Compressed,
+    /// <summary>Extended L2 with subclusters in more than one state: look at <see cref="L2Entry.SubclusterKind"/>.</summary>
+    Mixed,
+}
+
+/// <summary>
+/// A decoded L2 entry (spec: "Cluster mapping"): standard 8-byte entries, or extended 16-byte entries with a bitmap of
+/// 32 subclusters (bits 0..31 allocated, 32..63 reads-as-zero).
+/// </summary>
+public readonly struct L2Entry
+{
+    /// <summary>Bit 63: refcount is exactly one.</summary>
+    public const ulong CopiedFlag = 1UL << 63;
+    /// <summary>Bit 62: the cluster is compressed.</summary>
+    public const ulong CompressedFlag = 1UL << 62;
+    /// <summary>Bit 0: reads as zero (v3, standard entries only).</summary>
+    public const ulong ZeroFlag = 1UL;
+    /// <summary>Bits that must be zero in a standard entry (1..8, 56..61).</summary>
+    public const ulong ReservedMask = 0x3f00_0000_0000_01feUL;
+
+    /// <summary>Creates an entry from its raw words.</summary>
+    public L2Entry(ulong word, ulong bitmap, bool extended)
+    {
+        Word = word;
+        Bitmap = bitmap;
+        Extended = extended;
+    }
+
+    /// <summary>The first (or only) 64-bit word.</summary>
+    public ulong Word { get; }
+    /// <summary>The subcluster bitmap (extended L2 only).</summary>
+    public ulong Bitmap { get; }
+    /// <summary>True for 16-byte entries.</summary>
+    public bool Extended { get; }
+
+    /// <summary>True when bit 62 is set.</summary>
+    public bool IsCompressed => (Word & CompressedFlag) != 0;
+    /// <summary>The host cluster offset of an uncompressed cluster (0 when unallocated).</summary>
+    public ulong HostOffset => Word & QcowLimits.OffsetMask;
+
+    /// <summary>The state of the whole cluster (Mixed when subclusters differ).</summary>
+    public ClusterKind Kind
+    {
+        get
+        {
+            if (IsCompressed) return ClusterKind.Compressed;
+            if (!Extended)
+            {
+                if ((Word & ZeroFlag) != 0) return ClusterKind.Zero;
+                return HostOffset == 0 ? ClusterKind.Unallocated : ClusterKind.Normal;
+            }
+            uint alloc = (uint)Bitmap;
+            uint zero = (uint)(Bitmap >> 32);
+            if (alloc == uint.MaxValue) return ClusterKind.Normal;
+            if (zero == uint.MaxValue) return ClusterKind.Zero;
+            if (alloc == 0 && zero == 0) return ClusterKind.Unallocated;
+            return ClusterKind.Mixed;
+        }
+    }
+
+    /// <summary>The state of subcluster <paramref name="index"/> (0..31) of an extended entry.</summary>
+    public ClusterKind SubclusterKind(int index)
+    {
+        if (!Extended) return Kind;
+        if (IsCompressed) return ClusterKind.Compressed;
+        if (((Bitmap >> index) & 1) != 0) return ClusterKind.Normal;
+        if (((Bitmap >> (32 + index)) & 1) != 0) return ClusterKind.Zero;
+        return ClusterKind.Unallocated;
+    }
+
+    /// <summary>
+    /// Returns why qemu would call this entry invalid, or null when it is fine. <paramref name="version"/> is the
+    /// image version (the zero flag needs v3).
+    /// </summary>
+    public string? Problem(int version, int clusterSize)
+    {
+        if (IsCompressed)
+        {
+            if (Extended && Bitmap != 0) return "compressed cluster with a non-zero subcluster bitmap";
+            return null;
+        }
+        if ((Word & ReservedMask) != 0) return $"reserved bits set (0x{Word & ReservedMask:x})";
+        if (!Extended && (Word & ZeroFlag) != 0 && version < 3) return "zero flag in a version 2 image";
+        if (Extended)
+        {
+            if ((Word & ZeroFlag) != 0) return "bit 0 is reserved with extended L2 entries";
+            uint alloc = (uint)Bitmap, zero = (uint)(Bitmap >> 32);
+            if ((alloc & zero) != 0) return "subcluster both allocated and zero";
+            if (HostOffset == 0 && alloc != 0) return "allocated subclusters on an unallocated cluster";
+        }
+        if (HostOffset % (ulong)clusterSize != 0) return $"host offset 0x{HostOffset:x} is not cluster-aligned";
+        return null;
+    }
+}
+
+/// <summary>Where a compressed cluster's stream lives (spec: "Compressed Clusters Descriptor").</summary>
+public readonly record struct CompressedDescriptor(ulong HostOffset, long Length)
+{
+    /// <summary>Decodes the descriptor bits of an L2 entry for an image with <paramref name="clusterBits"/>.</summary>
+    public static CompressedDescriptor Decode(ulong word, int clusterBits)
+    {
+        int x = 62 - (clusterBits - 8);
+        ulong offsetMask = (1UL << x) - 1;
+        ulong offset = word & offsetMask;
+        ulong sectors = ((word & ~CopiedAndCompressed) >> x) + 1;
+        // The stream runs from the offset to the end of the last sector counted.
+        long length = (long)(sectors * 512) - (long)(offset & 511);
+        return new CompressedDescriptor(offset, length);
+    }
+
+    /// <summary>Encodes a stream of <paramref name="length"/> bytes at <paramref name="hostOffset"/> into an L2 entry word.</summary>
+    public static ulong Encode(ulong hostOffset, long length, int clusterBits)
+    {
+        int x = 62 - (clusterBits - 8);
+        long end = (long)hostOffset + length;
+        ulong lastSector = (ulong)((end - 1) >> 9);
+        ulong additional = lastSector - (hostOffset >> 9);
+        return L2Entry.CompressedFlag | (additional << x) | hostOffset;
+    }
+
+    private const ulong CopiedAndCompressed = L2Entry.CopiedFlag | L2Entry.CompressedFlag;
+}

@@ -1,0 +1,172 @@
+using Qcow.Engine.IO;
+
+namespace Qcow.Engine.Format;
+
+/// <summary>
+/// An opened qcow2 file: header, extensions, snapshot table, and lookups through its L1/L2 tables. Read-only and
+/// safe for parallel readers. Views (<see cref="Views.QcowView"/>) put a chosen L1 table and a backing chain on top.
+/// </summary>
+public sealed class QcowImage : IDisposable
+{
+    private readonly L2TableCache _l2Cache;
+    private readonly Dictionary<ulong, ulong[]> _l1Tables = new();
+    private readonly Lock _l1Lock = new();
+
+    private QcowImage(ImageFile file, QcowHeader header, HeaderExtensions extensions, string? backingFileName, IReadOnlyList<Snapshot> snapshots)
+    {
+        File = file;
+        Header = header;
+        Extensions = extensions;
+        BackingFileName = backingFileName;
+        Snapshots = snapshots;
+        DataFile = file;
+        _l2Cache = new L2TableCache(header.ClusterSize);
+    }
+
+    /// <summary>The file holding the metadata (and data, unless there is an external data file).</summary>
+    public ImageFile File { get; }
+    /// <summary>The validated header.</summary>
+    public QcowHeader Header { get; }
+    /// <summary>The header extensions.</summary>
+    public HeaderExtensions Extensions { get; }
+    /// <summary>The backing file name as stored in the image, or null.</summary>
+    public string? BackingFileName { get; }
+    /// <summary>The internal snapshots in table order.</summary>
+    public IReadOnlyList<Snapshot> Snapshots { get; }
+    /// <summary>The file guest data clusters live in: the external data file when there is one.</summary>
+    public ImageFile DataFile { get; private set; }
+    /// <summary>The path of this image's file.</summary>
+    public string Path => File.Path;
+
+    /// <summary>Opens <paramref name="path"/> read-only and validates its header and snapshot table.</summary>
+    public static QcowImage Open(string path)
+    {
+        var file = ImageFile.Open(path);
+        try
+        {
+            return Open(file);
+        }
+        catch
+        {
+            file.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Wraps an opened file; takes ownership of it.</summary>
+    public static QcowImage Open(ImageFile file)
+    {
+        var header = QcowHeader.Read(file, out byte[] firstCluster);
+        var extensions = HeaderExtensions.Parse(firstCluster, header, file.Path);
+        header.Validate(file, extensions.IncompatibleName);
+        if (extensions.HasEncryptionHeader)
+            throw new QcowFormatException(file.Path, "encryption header extension", "encrypted images are not supported");
+        bool hasDataFileBit = (header.IncompatibleFeatures & IncompatibleFeatures.ExternalDataFile) != 0;
+        if (hasDataFileBit && extensions.ExternalDataFile is null)
+            throw new QcowFormatException(file.Path, "incompatible_features", "the external data file bit is set but no data file name is recorded");
+        string? backing = header.ReadBackingFileName(firstCluster, file.Path);
+        var snapshots = SnapshotTable.Read(file, header);
+        return new QcowImage(file, header, extensions, backing, snapshots);
+    }
+
+    /// <summary>Attaches the external data file (opened by the chain resolver, which applies the path policy).</summary>
+    internal void AttachDataFile(ImageFile dataFile) => DataFile = dataFile;
+
+    /// <summary>True when the image names an external data file that must be attached before reading data.</summary>
+    public bool NeedsDataFile => (Header.IncompatibleFeatures & IncompatibleFeatures.ExternalDataFile) != 0;
+
+    /// <summary>The active L1 table.</summary>
+    public ulong[] ActiveL1 => GetL1(Header.L1TableOffset, Header.L1Size, "l1_table_offset");
+
+    /// <summary>The L1 table of <paramref name="snapshot"/>.</summary>
+    public ulong[] SnapshotL1(Snapshot snapshot) => GetL1(snapshot.L1TableOffset, snapshot.L1Size, $"L1 table of snapshot '{snapshot.Name}'");
+
+    private ulong[] GetL1(ulong offset, uint size, string what)
+    {
+        lock (_l1Lock)
+        {
+            if (_l1Tables.TryGetValue(offset, out var cached) && cached.Length == size) return cached;
+        }
+        var table = new ulong[size];
+        if (size > 0)
+        {
+            var bytes = new byte[size * 8L];
+            File.ReadExactly((long)offset, bytes, what);
+            for (int i = 0; i < table.Length; i++)
+            {
+                ulong e = BigEndian.U64(bytes, i * 8);
+                ulong l2 = e & QcowLimits.OffsetMask;
+                if ((e & 0x7f00_0000_0000_01feUL) != 0)
+                    throw new QcowFormatException(Path, what, $"L1 entry {i} has reserved bits set (0x{e:x16})");
+                if (l2 != 0)
+                {
+                    if (l2 % (ulong)Header.ClusterSize != 0)
+                        throw new QcowFormatException(Path, what, $"L1 entry {i}: L2 table offset 0x{l2:x} is not cluster-aligned");
+                    if (l2 + (ulong)Header.ClusterSize > (ulong)File.Length)
+                        throw new QcowFormatException(Path, what, $"L1 entry {i}: L2 table offset 0x{l2:x} lies past the end of the file");
+                }
+                table[i] = e;
+            }
+        }
+        lock (_l1Lock) _l1Tables[offset] = table;
+        return table;
+    }
+
+    /// <summary>Looks up the L2 entry for guest cluster <paramref name="guestCluster"/> through <paramref name="l1"/>.</summary>
+    public L2Entry Lookup(ulong[] l1, long guestCluster)
+    {
+        long l2Index = guestCluster / Header.L2Entries;
+        if (l2Index >= l1.Length) return default;
+        ulong l2Offset = l1[l2Index] & QcowLimits.OffsetMask;
+        if (l2Offset == 0) return new L2Entry(0, 0, Header.ExtendedL2);
+        var table = _l2Cache.Get(File, l2Offset, Header.ClusterSize);
+        int i = (int)(guestCluster % Header.L2Entries);
+        var entry = Header.ExtendedL2 ? new L2Entry(table[2 * i], table[2 * i + 1], true) : new L2Entry(table[i], 0, false);
+        if (entry.Word != 0 || entry.Bitmap != 0)
+        {
+            if (entry.Problem(Header.Version, Header.ClusterSize) is { } problem)
+                throw new QcowFormatException(Path, $"L2 entry for guest offset 0x{guestCluster << Header.ClusterBits:x}", problem);
+        }
+        return entry;
+    }
+
+    /// <summary>
+    /// The number of guest clusters from <paramref name="guestCluster"/> on that an all-zero L1 entry leaves unmapped
+    /// (0 when the cluster's L2 table exists). Lets views skip whole unallocated L2 ranges at once.
+    /// </summary>
+    public long UnmappedRun(ulong[] l1, long guestCluster)
+    {
+        long l2Index = guestCluster / Header.L2Entries;
+        if (l2Index < l1.Length && (l1[l2Index] & QcowLimits.OffsetMask) != 0) return 0;
+        return Header.L2Entries - guestCluster % Header.L2Entries;
+    }
+
+    /// <summary>Reads a compressed cluster into <paramref name="cluster"/>, or throws naming the entry.</summary>
+    public void ReadCompressed(ulong word, long guestCluster, Span<byte> cluster)
+    {
+        var d = CompressedDescriptor.Decode(word, Header.ClusterBits);
+        string what = $"compressed cluster at guest offset 0x{guestCluster << Header.ClusterBits:x}";
+        if (d.HostOffset >= (ulong)File.Length)
+            throw new QcowFormatException(Path, what, $"stream offset 0x{d.HostOffset:x} lies past the end of the file");
+        // The last stream may end before its last counted sector when the file ends there.
+        long length = Math.Min(d.Length, File.Length - (long)d.HostOffset);
+        byte[] rented = System.Buffers.ArrayPool<byte>.Shared.Rent((int)Math.Max(length, 1));
+        try
+        {
+            File.ReadExactly((long)d.HostOffset, rented.AsSpan(0, (int)length), what);
+            if (Compression.ClusterCompression.TryDecompress(Header.CompressionType, rented.AsSpan(0, (int)length), cluster) is { } error)
+                throw new QcowFormatException(Path, what, error);
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(rented);
+        }
+    }
+
+    /// <inheritdoc />
+    public void Dispose()
+    {
+        if (!ReferenceEquals(DataFile, File)) DataFile.Dispose();
+        File.Dispose();
+    }
+}

@@ -1,0 +1,94 @@
+using Microsoft.Win32.SafeHandles;
+
+namespace Qcow.Engine.IO;
+
+/// <summary>
+/// A source file opened read-only for positional reads. Safe to read from several threads at once.
+/// Counts the bytes read so operations can report how much data they had to touch.
+/// </summary>
+public sealed class ImageFile : IDisposable
+{
+    private readonly SafeFileHandle _handle;
+    private long _bytesRead;
+
+    private ImageFile(string path, SafeFileHandle handle, long length)
+    {
+        Path = path;
+        _handle = handle;
+        Length = length;
+    }
+
+    /// <summary>The full path of the file.</summary>
+    public string Path { get; }
+
+    /// <summary>The length of the file when it was opened.</summary>
+    public long Length { get; }
+
+    /// <summary>Bytes read through this handle so far.</summary>
+    public long BytesRead => Interlocked.Read(ref _bytesRead);
+
+    /// <summary>Opens <paramref name="path"/> read-only, sharing reads with others.</summary>
+    public static ImageFile Open(string path)
+    {
+        string full = System.IO.Path.GetFullPath(path);
+        try
+        {
+            if (Directory.Exists(full))
+                throw new QcowException(full, "is a folder, not an image file");
+            var handle = File.OpenHandle(full, FileMode.Open, FileAccess.Read, FileShare.Read | FileShare.Delete);
+            return new ImageFile(full, handle, RandomAccess.GetLength(handle));
+        }
+        catch (FileNotFoundException)
+        {
+            throw new QcowException(full, "file not found");
+        }
+        catch (DirectoryNotFoundException)
+        {
+            throw new QcowException(full, "file not found (its folder does not exist)");
+        }
+        catch (UnauthorizedAccessException)
+        {
+            throw new QcowException(full, "permission denied: cannot open the file for reading");
+        }
+        catch (IOException e)
+        {
+            throw new QcowException(full, $"cannot open: {e.Message}");
+        }
+    }
+
+    /// <summary>Reads exactly <paramref name="buffer"/>.Length bytes at <paramref name="offset"/>, or fails naming <paramref name="what"/>.</summary>
+    public void ReadExactly(long offset, Span<byte> buffer, string what)
+    {
+        if (offset < 0 || offset > Length || buffer.Length > Length - offset)
+            throw new QcowFormatException(Path, what, $"points past the end of the file (offset {offset}, {buffer.Length} bytes, file is {Length} bytes)");
+        int done = 0;
+        while (done < buffer.Length)
+        {
+            int n;
+            try
+            {
+                n = RandomAccess.Read(_handle, buffer[done..], offset + done);
+            }
+            catch (IOException e)
+            {
+                throw new QcowException(Path, $"read error at offset {offset + done}: {e.Message}");
+            }
+            if (n <= 0)
+                throw new QcowFormatException(Path, what, $"file ended early at offset {offset + done} (truncated?)");
+            done += n;
+        }
+        Interlocked.Add(ref _bytesRead, buffer.Length);
+    }
+
+    /// <summary>Reads up to <paramref name="buffer"/>.Length bytes at <paramref name="offset"/>; returns the count (short at the end of the file).</summary>
+    public int ReadAtMost(long offset, Span<byte> buffer)
+    {
+        if (offset >= Length) return 0;
+        int want = (int)Math.Min(buffer.Length, Length - offset);
+        ReadExactly(offset, buffer[..want], "data");
+        return want;
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _handle.Dispose();
+}

@@ -1,0 +1,100 @@
+using Qcow.Engine.Chain;
+using Qcow.Engine.Views;
+using Qcow.Engine.Writing;
+
+namespace Qcow.Engine.Operations;
+
+/// <summary>The state a diff is taken against (<c>convert -d [base_image=IMAGE,]snapshot=SNAPSHOT</c>).</summary>
+/// <param name="Snapshot">The snapshot of the base image (or of the source when <paramref name="BaseImage"/> is null); null: its current state.</param>
+/// <param name="BaseImage">Another image to diff against, or null for the source itself.</param>
+public sealed record DiffBase(string? Snapshot, string? BaseImage = null)
+{
+    /// <summary>Parses <c>[base_image=IMAGE,]snapshot=SNAPSHOT</c>.</summary>
+    public static DiffBase Parse(string text)
+    {
+        string? snapshot = null, baseImage = null;
+        foreach (var part in text.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            int eq = part.IndexOf('=');
+            string key = eq < 0 ? "" : part[..eq], value = eq < 0 ? part : part[(eq + 1)..];
+            switch (key)
+            {
+                case "snapshot": snapshot = value; break;
+                case "base_image": baseImage = value; break;
+                case "snapshot.id": case "snapshot.name": snapshot = part; break;
+                default:
+                    throw new QcowException(null, $"-d {text}: '{part}' is not base_image=IMAGE or snapshot=SNAPSHOT");
+            }
+        }
+        if (snapshot is null && baseImage is null)
+            throw new QcowException(null, $"-d {text}: give snapshot=SNAPSHOT, base_image=IMAGE, or both");
+        return new DiffBase(snapshot, baseImage);
+    }
+}
+
+/// <summary>What <c>qcow convert</c> should do.</summary>
+public sealed record ConvertRequest
+{
+    /// <summary>The source image.</summary>
+    public required string Source { get; init; }
+    /// <summary>Source snapshot (<c>-s</c>/<c>-l</c>), or null for the current state.</summary>
+    public string? SourceSnapshot { get; init; }
+    /// <summary>The output path.</summary>
+    public required string Output { get; init; }
+    /// <summary>"qcow2" (default) or "raw".</summary>
+    public string OutputFormat { get; init; } = "qcow2";
+    /// <summary>Cluster size, compat and compression of the output.</summary>
+    public WriteOptions Options { get; init; } = WriteOptions.Default;
+    /// <summary>The output's backing file name, written as given (<c>-B</c>).</summary>
+    public string? BackingFile { get; init; }
+    /// <summary>The output's backing format (<c>-F</c>); defaults to qcow2 when a backing file is given.</summary>
+    public string? BackingFormat { get; init; }
+    /// <summary>Write only what differs from this state (<c>-d</c>); needs a backing file.</summary>
+    public DiffBase? Diff { get; init; }
+    /// <summary>Hash the output (SHA-256).</summary>
+    public bool ComputeSha256 { get; init; }
+    /// <summary>Where backing files of the sources may be.</summary>
+    public BackingPolicy? Policy { get; init; }
+}
+
+/// <summary>
+/// <c>qcow convert</c>: a full export of a state (current or snapshot, at that state's own virtual size), an
+/// export on top of a backing file (<c>-B</c>, qemu's semantics), or a diff export (<c>-d</c>).
+/// </summary>
+public static class ConvertOperation
+{
+    /// <summary>Runs the conversion; the output appears only when complete.</summary>
+    public static LayerStats Run(ConvertRequest request, Action<ProgressInfo>? progress = null, CancellationToken cancel = default)
+    {
+        request.Options.Validate();
+        if (request.OutputFormat is not ("qcow2" or "raw"))
+            throw new QcowException(request.Output, $"output format '{request.OutputFormat}' is not supported (qcow2, raw)");
+        if (request.Diff is not null && request.BackingFile is null)
+            throw new QcowException(request.Output, "convert -d needs -B BACKING: the image that holds the diff base's content");
+        if (request.OutputFormat == "raw" && (request.BackingFile is not null || request.Options.Compress))
+            throw new QcowException(request.Output, "raw output cannot have a backing file or compression");
+
+        using var set = new ImageSet(request.Policy);
+        var top = set.View(request.Source, request.SourceSnapshot);
+        DiskView? below;
+        if (request.Diff is { } diff)
+            below = set.View(diff.BaseImage ?? request.Source, diff.Snapshot);
+        else if (request.BackingFile is not null)
+            below = null;
+        else
+            below = new ZeroView(top.Size);
+
+        OutputGuard.RefuseOverwritingInputs(set, request.Output);
+        if (request.BackingFile is not null)
+            OutputGuard.RefuseBackingIsOutput(request.Output, request.BackingFile);
+
+        var output = OutputFile.Create(request.Output);
+        using IClusterSink sink = request.OutputFormat == "raw"
+            ? new RawWriter(output, top.Size, request.Options)
+            : new QcowWriter(output, top.Size, request.Options, request.BackingFile,
+                request.BackingFile is null ? null : request.BackingFormat ?? "qcow2");
+        var stats = DiffWriter.Write(top, below, sink, Path.GetFileName(request.Output), progress, cancel);
+        string? sha = sink.Commit(request.ComputeSha256);
+        return stats with { Sha256 = sha, FileSize = new FileInfo(output.TargetPath).Length };
+    }
+}

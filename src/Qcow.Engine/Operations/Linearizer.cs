@@ -1,0 +1,240 @@
+using System.Text;
+using System.Text.Json;
+using Qcow.Engine.Chain;
+using Qcow.Engine.Format;
+using Qcow.Engine.Views;
+using Qcow.Engine.Writing;
+
+namespace Qcow.Engine.Operations;
+
+/// <summary>What <c>qcow linearize</c> should do.</summary>
+public sealed record LinearizeRequest
+{
+    /// <summary>The top image of the chain.</summary>
+    public required string TopImage { get; init; }
+    /// <summary>The folder the layers and chain.json go to.</summary>
+    public required string OutputFolder { get; init; }
+    /// <summary>Cluster size, compat and compression of every layer.</summary>
+    public WriteOptions Options { get; init; } = WriteOptions.Default;
+    /// <summary>Only these snapshots (names or ids) become layers; null: all of them.</summary>
+    public IReadOnlyList<string>? Snapshots { get; init; }
+    /// <summary>Where backing files may be.</summary>
+    public BackingPolicy? Policy { get; init; }
+    /// <summary>
+    /// When set, only layers taken from these source images (full paths) are written; the others are expected to be
+    /// up to date in the output folder already (they are written anyway when missing). Used for partial rebuilds.
+    /// </summary>
+    public IReadOnlySet<string>? OnlyImages { get; init; }
+}
+
+/// <summary>One layer of a linear chain, as planned from the sources.</summary>
+public sealed record PlannedLayer
+{
+    /// <summary>Output file name, <c>{image}_{snapshot}.qcow2</c> or <c>{image}.qcow2</c>.</summary>
+    public required string FileName { get; init; }
+    /// <summary>The layer below's file name, or null for the bottom layer.</summary>
+    public string? BackingFileName { get; init; }
+    /// <summary>Full path of the source image the state comes from.</summary>
+    public required string SourceImage { get; init; }
+    /// <summary>The source snapshot's name, or null for the image's current state.</summary>
+    public string? Snapshot { get; init; }
+    /// <summary>The state's virtual size.</summary>
+    public long VirtualSize { get; init; }
+}
+
+/// <summary>The planned layers of a chain, bottom first, and every file they are made from.</summary>
+public sealed record ChainPlan
+{
+    /// <summary>The layers, bottom first.</summary>
+    public required IReadOnlyList<PlannedLayer> Layers { get; init; }
+    /// <summary>The chain's files, bottom first (images, raw bases, external data files).</summary>
+    public required IReadOnlyList<string> InputFiles { get; init; }
+    /// <summary>For each source image (full path), the files its layers depend on: itself and everything below.</summary>
+    public required IReadOnlyDictionary<string, IReadOnlyList<string>> DependenciesByImage { get; init; }
+}
+
+/// <summary>A layer as written.</summary>
+public sealed record LayerResult
+{
+    /// <summary>The plan.</summary>
+    public required PlannedLayer Layer { get; init; }
+    /// <summary>Full path of the layer file.</summary>
+    public required string Path { get; init; }
+    /// <summary>What writing it cost; null when the layer was up to date and not rewritten.</summary>
+    public LayerStats? Stats { get; init; }
+    /// <summary>SHA-256 of the layer file.</summary>
+    public required string Sha256 { get; init; }
+}
+
+/// <summary>The result of a linearization.</summary>
+public sealed record LinearizeResult
+{
+    /// <summary>The layers, bottom first.</summary>
+    public required IReadOnlyList<LayerResult> Layers { get; init; }
+    /// <summary>Full path of chain.json.</summary>
+    public required string ChainJsonPath { get; init; }
+}
+
+/// <summary>
+/// Turns a chain that mixes internal snapshots and backing files into a plain external chain: one layer per state,
+/// bottom-up (within an image: its snapshots in table order, then its current state), each layer holding exactly the
+/// clusters whose content differs from the full view of the state below it.
+/// </summary>
+public static class Linearizer
+{
+    /// <summary>The name of the manifest written beside the layers.</summary>
+    public const string ChainJsonName = "chain.json";
+
+    /// <summary>Plans the layers of <paramref name="request"/>'s chain without writing anything.</summary>
+    public static ChainPlan Plan(LinearizeRequest request)
+    {
+        using var set = new ImageSet(request.Policy);
+        return Plan(request, set, out _);
+    }
+
+    private static ChainPlan Plan(LinearizeRequest request, ImageSet set, out List<(PlannedLayer Layer, Func<DiskView> View)> states)
+    {
+        var chain = set.Chain(request.TopImage);
+        var wanted = request.Snapshots?.ToHashSet(StringComparer.Ordinal);
+        var matched = new HashSet<string>(StringComparer.Ordinal);
+        states = [];
+        var layers = new List<PlannedLayer>();
+        var deps = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        var names = new Dictionary<string, string>(StringComparer.Ordinal);
+        var files = new List<string>();
+        string? below = null;
+        for (int i = chain.Count - 1; i >= 0; i--)
+        {
+            var link = chain[i];
+            files.Add(link.Path);
+            if (link.Image is { } img && !ReferenceEquals(img.DataFile, img.File)) files.Add(img.DataFile.Path);
+            deps[link.Path] = files.ToArray();
+            string stem = Path.GetFileNameWithoutExtension(link.Path);
+            var linkStates = new List<Snapshot?>();
+            if (link.Image is not null)
+            {
+                foreach (var s in link.Image.Snapshots)
+                {
+                    if (wanted is null) { linkStates.Add(s); continue; }
+                    string? hit = wanted.FirstOrDefault(w => w == s.Name || w == s.Id || w == $"snapshot.name={s.Name}" || w == $"snapshot.id={s.Id}");
+                    if (hit is null) continue;
+                    matched.Add(hit);
+                    linkStates.Add(s);
+                }
+            }
+            linkStates.Add(null);
+            int depth = i;
+            foreach (var snap in linkStates)
+            {
+                string file = snap is null ? $"{stem}.qcow2" : $"{stem}_{snap.Name}.qcow2";
+                if (names.TryGetValue(file, out var clash))
+                    throw new QcowException(link.Path, $"two states would both be written as {file} (also from {clash}); rename one of the images or snapshots");
+                names[file] = link.Path;
+                long size = snap is null ? link.VirtualSize : (long)(snap.DiskSize ?? link.Image!.Header.Size);
+                var layer = new PlannedLayer { FileName = file, BackingFileName = below, SourceImage = link.Path, Snapshot = snap?.Name, VirtualSize = size };
+                layers.Add(layer);
+                var captured = snap;
+                states.Add((layer, () => StateView(set, chain, depth, captured)));
+                below = file;
+            }
+        }
+        if (wanted is not null)
+        {
+            var missing = wanted.Where(w => !matched.Contains(w)).ToList();
+            if (missing.Count > 0)
+            {
+                var all = chain.Where(l => l.Image is not null).SelectMany(l => l.Image!.Snapshots.Select(s => $"{Path.GetFileName(l.Path)}:{s.Name}")).ToList();
+                throw new QcowException(request.TopImage, $"snapshot(s) {string.Join(", ", missing)} not found in the chain; snapshots are: {(all.Count == 0 ? "(none)" : string.Join(", ", all))}");
+            }
+        }
+        return new ChainPlan { Layers = layers, InputFiles = files, DependenciesByImage = deps };
+    }
+
+    private static DiskView StateView(ImageSet set, IReadOnlyList<ChainLink> chain, int index, Snapshot? snapshot)
+    {
+        // The view of chain[index] at a state, over the current state of everything below it.
+        DiskView? backing = null;
+        for (int j = chain.Count - 1; j > index; j--)
+        {
+            var l = chain[j];
+            backing = l.Image is null ? new RawView(l.RawFile!, j - index) : new QcowView(l.Image, null, backing, j - index);
+        }
+        var link = chain[index];
+        if (link.Image is null) return new RawView(link.RawFile!, 0);
+        return new QcowView(link.Image, snapshot, backing, 0);
+    }
+
+    /// <summary>Writes the layers and chain.json. Layers appear one by one, each only when complete.</summary>
+    public static LinearizeResult Run(LinearizeRequest request, Action<ProgressInfo>? progress = null, CancellationToken cancel = default)
+    {
+        request.Options.Validate();
+        using var set = new ImageSet(request.Policy);
+        var plan = Plan(request, set, out var states);
+        string outDir = Path.GetFullPath(request.OutputFolder);
+        foreach (var layer in plan.Layers)
+            OutputGuard.RefuseOverwritingInputs(plan.InputFiles, Path.Combine(outDir, layer.FileName));
+        OutputGuard.RefuseOverwritingInputs(plan.InputFiles, Path.Combine(outDir, ChainJsonName));
+        Directory.CreateDirectory(outDir);
+
+        var results = new List<LayerResult>();
+        DiskView? previous = null;
+        foreach (var (layer, makeView) in states)
+        {
+            cancel.ThrowIfCancellationRequested();
+            var view = makeView();
+            string path = Path.Combine(outDir, layer.FileName);
+            bool skip = request.OnlyImages is not null && !request.OnlyImages.Contains(layer.SourceImage) && File.Exists(path);
+            if (skip)
+            {
+                results.Add(new LayerResult { Layer = layer, Path = path, Sha256 = HashFile(path) });
+            }
+            else
+            {
+                var output = OutputFile.Create(path);
+                using var writer = new QcowWriter(output, view.Size, request.Options, layer.BackingFileName, layer.BackingFileName is null ? null : "qcow2");
+                var stats = DiffWriter.Write(view, previous ?? new ZeroView(view.Size), writer, layer.FileName, progress, cancel);
+                string sha = writer.Commit(computeSha256: true)!;
+                results.Add(new LayerResult { Layer = layer, Path = path, Stats = stats with { Sha256 = sha, FileSize = new FileInfo(path).Length }, Sha256 = sha });
+            }
+            previous = view;
+        }
+
+        string jsonPath = Path.Combine(outDir, ChainJsonName);
+        WriteChainJson(jsonPath, request.TopImage, results);
+        return new LinearizeResult { Layers = results, ChainJsonPath = jsonPath };
+    }
+
+    private static string HashFile(string path)
+    {
+        using var s = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        return Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(s));
+    }
+
+    private static void WriteChainJson(string path, string topImage, IReadOnlyList<LayerResult> layers)
+    {
+        string topFolder = Path.GetDirectoryName(Path.GetFullPath(topImage))!;
+        using var output = OutputFile.Create(path);
+        using (var json = new Utf8JsonWriter(output.Stream, new JsonWriterOptions { Indented = true }))
+        {
+            json.WriteStartObject();
+            json.WriteString("format", "qcow-chain/1");
+            json.WriteStartArray("layers");
+            foreach (var r in layers)
+            {
+                json.WriteStartObject();
+                json.WriteString("file", r.Layer.FileName);
+                if (r.Layer.BackingFileName is null) json.WriteNull("backing"); else json.WriteString("backing", r.Layer.BackingFileName);
+                json.WriteString("sourceImage", Path.GetRelativePath(topFolder, r.Layer.SourceImage).Replace('\\', '/'));
+                if (r.Layer.Snapshot is null) json.WriteNull("snapshot"); else json.WriteString("snapshot", r.Layer.Snapshot);
+                json.WriteNumber("virtualSize", r.Layer.VirtualSize);
+                json.WriteString("sha256", r.Sha256);
+                if (r.Stats is { } s) json.WriteNumber("bytesRead", s.BytesRead);
+                json.WriteEndObject();
+            }
+            json.WriteEndArray();
+            json.WriteEndObject();
+        }
+        output.Stream.Write("\n"u8);
+        output.Commit(false);
+    }
+}

@@ -1,0 +1,114 @@
+using Qcow.Engine.Format;
+
+namespace Qcow.Engine.Views;
+
+/// <summary>
+/// One state of a qcow2 image: its active L1 table or a snapshot's, at that state's virtual size, over a backing view.
+/// Clusters this layer does not allocate fall through to the backing view's current state, as in qemu.
+/// </summary>
+public sealed class QcowView : DiskView
+{
+    private readonly ulong[] _l1;
+    private readonly int _clusterBits;
+    private readonly long _clusterMask;
+    private readonly int _subclusterBits;
+
+    /// <summary>Creates the view of <paramref name="image"/> at <paramref name="snapshot"/> (null: current state).</summary>
+    public QcowView(QcowImage image, Snapshot? snapshot, DiskView? backing, int depth)
+    {
+        Image = image;
+        Snapshot = snapshot;
+        Backing = backing;
+        Depth = depth;
+        _l1 = snapshot is null ? image.ActiveL1 : image.SnapshotL1(snapshot);
+        // A snapshot without a recorded disk size has the image's current size, as qemu assumes.
+        Size = (long)(snapshot?.DiskSize ?? image.Header.Size);
+        _clusterBits = image.Header.ClusterBits;
+        _clusterMask = (1L << _clusterBits) - 1;
+        _subclusterBits = image.Header.ExtendedL2 ? _clusterBits - 5 : _clusterBits;
+    }
+
+    /// <summary>The image.</summary>
+    public QcowImage Image { get; }
+    /// <summary>The snapshot, or null for the current state.</summary>
+    public Snapshot? Snapshot { get; }
+    /// <summary>The backing view, or null.</summary>
+    public DiskView? Backing { get; }
+    /// <summary>Position in the chain (0 = top).</summary>
+    public int Depth { get; }
+    /// <inheritdoc />
+    public override int ChainDepth => Depth;
+    /// <inheritdoc />
+    public override long Size { get; }
+    /// <inheritdoc />
+    public override string Name => System.IO.Path.GetFileName(Image.Path) + (Snapshot is null ? "" : $"@{Snapshot.Name}");
+
+    /// <inheritdoc />
+    protected override Extent GetExtentWithin(long offset, long maxLength)
+    {
+        long cluster = offset >> _clusterBits;
+        long unmapped = Image.UnmappedRun(_l1, cluster);
+        if (unmapped > 0)
+        {
+            long run = Math.Min(maxLength, (unmapped << _clusterBits) - (offset & _clusterMask));
+            return FromBacking(offset, run);
+        }
+
+        var entry = Image.Lookup(_l1, cluster);
+        var (kind, host, granuleEnd) = Classify(entry, offset);
+        long length = Math.Min(maxLength, granuleEnd - offset);
+
+        if (kind == ClusterKind.Compressed)
+            return new Extent(length, ExtentKind.Compressed, Depth, Image.DataFile, entry.Word, (int)(offset & _clusterMask), Image, cluster);
+
+        // Extend the run over following granules of the same kind (and contiguous host bytes for data).
+        long pos = granuleEnd;
+        while (length < maxLength)
+        {
+            long c = pos >> _clusterBits;
+            if (Image.UnmappedRun(_l1, c) > 0)
+            {
+                if (kind != ClusterKind.Unallocated) break;
+                long more = Image.UnmappedRun(_l1, c) << _clusterBits;
+                length = Math.Min(maxLength, length + more);
+                pos += more;
+                continue;
+            }
+            var next = Image.Lookup(_l1, c);
+            var (k2, h2, end2) = Classify(next, pos);
+            if (k2 != kind || (kind == ClusterKind.Normal && h2 != host + (ulong)(pos - offset))) break;
+            length = Math.Min(maxLength, length + (end2 - pos));
+            pos = end2;
+        }
+
+        return kind switch
+        {
+            ClusterKind.Normal => new Extent(length, ExtentKind.Data, Depth, Image.DataFile, host),
+            ClusterKind.Zero => new Extent(length, ExtentKind.Zero, Depth),
+            _ => FromBacking(offset, length),
+        };
+    }
+
+    /// <summary>The state at <paramref name="offset"/>: kind, host offset of that byte, and where the granule ends.</summary>
+    private (ClusterKind Kind, ulong Host, long GranuleEnd) Classify(in L2Entry entry, long offset)
+    {
+        long inCluster = offset & _clusterMask;
+        long clusterStart = offset - inCluster;
+        var kind = entry.Kind;
+        if (kind == ClusterKind.Mixed)
+        {
+            int sub = (int)(inCluster >> _subclusterBits);
+            kind = entry.SubclusterKind(sub);
+            long subEnd = clusterStart + ((long)(sub + 1) << _subclusterBits);
+            return (kind, kind == ClusterKind.Normal ? entry.HostOffset + (ulong)inCluster : 0, subEnd);
+        }
+        long end = clusterStart + (1L << _clusterBits);
+        return kind == ClusterKind.Normal ? (kind, entry.HostOffset + (ulong)inCluster, end) : (kind, 0, end);
+    }
+
+    private Extent FromBacking(long offset, long length)
+    {
+        if (Backing is null) return new Extent(length, ExtentKind.Unallocated, Depth);
+        return Backing.GetExtent(offset, length);
+    }
+}

@@ -1,0 +1,263 @@
+using System.Text;
+using Qcow.Engine.Format;
+using Qcow.Engine.IO;
+
+namespace Qcow.Engine.Writing;
+
+/// <summary>
+/// Writes a new qcow2 image in one pass with a fixed layout, so the same clusters and options always give the same
+/// bytes: cluster 0 holds the header, extensions and backing file name; then data clusters in guest order, each L2
+/// table right after the data it maps; then the L1 table, the refcount table and the refcount blocks. No timestamps.
+/// Guest clusters must be added in increasing order.
+/// </summary>
+public sealed class QcowWriter : IClusterSink
+{
+    private readonly OutputFile _output;
+    private readonly Stream _stream;
+    private readonly WriteOptions _options;
+    private readonly int _clusterSize;
+    private readonly int _clusterBits;
+    private readonly int _l2Entries;
+    private readonly long _virtualSize;
+    private readonly string? _backingName;
+    private readonly string? _backingFormat;
+    private readonly ulong[] _l1;
+    private readonly ulong[] _l2;
+    private readonly Dictionary<long, long> _extraRefs = new();
+    private readonly byte[] _zeroCluster;
+    private long _currentL2 = -1;
+    private long _pos;
+    private long _lastCluster = -1;
+    private long _lastCompressedHostCluster = -1;
+
+    /// <summary>Starts an image of <paramref name="virtualSize"/> bytes written to <paramref name="output"/>.</summary>
+    public QcowWriter(OutputFile output, long virtualSize, WriteOptions options, string? backingName = null, string? backingFormat = null)
+    {
+        options.Validate();
+        _output = output;
+        _stream = output.Stream;
+        _options = options;
+        _clusterSize = options.ClusterSize;
+        _clusterBits = options.ClusterBits;
+        _l2Entries = _clusterSize / 8;
+        _virtualSize = virtualSize;
+        _backingName = backingName;
+        _backingFormat = backingFormat;
+        long l2Span = (long)_l2Entries * _clusterSize;
+        long l1Size = (virtualSize + l2Span - 1) / l2Span;
+        if (l1Size * 8 > QcowLimits.MaxL1Bytes)
+            throw new QcowException(output.TargetPath, $"virtual size {virtualSize} needs an L1 table larger than 32 MiB with {_clusterSize}-byte clusters; use a larger cluster_size");
+        _l1 = new ulong[l1Size];
+        _l2 = new ulong[_l2Entries];
+        _zeroCluster = new byte[_clusterSize];
+        // Check now that the header fits, so a bad backing name fails before any data is written.
+        BuildHeaderCluster(0, 0, 0, 0);
+        _pos = _clusterSize;
+        _stream.Position = _pos;
+    }
+
+    /// <inheritdoc />
+    public int ClusterSize => _clusterSize;
+    /// <summary>The options in force.</summary>
+    public WriteOptions Options => _options;
+    /// <summary>Guest bytes stored as data (compressed clusters count their stream length).</summary>
+    public long DataBytesWritten { get; private set; }
+    /// <summary>Clusters stored as data or compressed.</summary>
+    public long DataClusters { get; private set; }
+    /// <summary>Clusters stored as zero clusters (zero flag, or written zeros in v2).</summary>
+    public long ZeroClusters { get; private set; }
+
+    /// <summary>Stores guest cluster <paramref name="guestCluster"/> uncompressed. A short last cluster is padded with zeros.</summary>
+    public void AddData(long guestCluster, ReadOnlySpan<byte> data)
+    {
+        Advance(guestCluster);
+        AlignToCluster();
+        long host = _pos;
+        _stream.Write(data);
+        if (data.Length < _clusterSize) _stream.Write(_zeroCluster.AsSpan(0, _clusterSize - data.Length));
+        _pos += _clusterSize;
+        _l2[guestCluster % _l2Entries] = (ulong)host | L2Entry.CopiedFlag;
+        DataBytesWritten += _clusterSize;
+        DataClusters++;
+    }
+
+    /// <summary>Stores guest cluster <paramref name="guestCluster"/> as an already compressed stream.</summary>
+    public void AddCompressed(long guestCluster, ReadOnlySpan<byte> stream)
+    {
+        Advance(guestCluster);
+        long host = _pos;
+        long firstHostCluster = host >> _clusterBits;
+        long lastHostCluster = (host + stream.Length - 1) >> _clusterBits;
+        // A host cluster shared by two streams is referenced twice.
+        if (firstHostCluster == _lastCompressedHostCluster)
+            _extraRefs[firstHostCluster] = _extraRefs.GetValueOrDefault(firstHostCluster) + 1;
+        _lastCompressedHostCluster = lastHostCluster;
+        _stream.Write(stream);
+        _pos += stream.Length;
+        _l2[guestCluster % _l2Entries] = CompressedDescriptor.Encode((ulong)host, stream.Length, _clusterBits);
+        DataBytesWritten += stream.Length;
+        DataClusters++;
+    }
+
+    /// <summary>Makes guest cluster <paramref name="guestCluster"/> read as zeros whatever lies below it.</summary>
+    public void AddZero(long guestCluster)
+    {
+        if (_options.Version < 3)
+        {
+            // Version 2 has no zero flag: zeros must be stored to hide the backing file.
+            AddData(guestCluster, _zeroCluster);
+            DataClusters--;
+            DataBytesWritten -= _clusterSize;
+            ZeroClusters++;
+            return;
+        }
+        Advance(guestCluster);
+        _l2[guestCluster % _l2Entries] = L2Entry.ZeroFlag;
+        ZeroClusters++;
+    }
+
+    /// <summary>Writes the tables and header, flushes and renames the output into place. Returns the SHA-256 when asked.</summary>
+    public string? Commit(bool computeSha256)
+    {
+        FlushL2();
+        AlignToCluster();
+        long l1Offset = _pos;
+        int l1Clusters = (int)Math.Max(1, (_l1.Length * 8L + _clusterSize - 1) / _clusterSize);
+        var l1Bytes = new byte[l1Clusters * (long)_clusterSize];
+        for (int i = 0; i < _l1.Length; i++) BigEndian.Put(l1Bytes, i * 8, _l1[i]);
+        _stream.Write(l1Bytes);
+        _pos += l1Bytes.Length;
+
+        // The refcount structures cover themselves: grow them until they do.
+        const int refcountOrder = 4;
+        long perBlock = _clusterSize * 8L / (1 << refcountOrder);
+        long before = _pos >> _clusterBits;
+        long tableClusters = 1, blocks = 0;
+        while (true)
+        {
+            long total = before + tableClusters + blocks;
+            long needBlocks = (total + perBlock - 1) / perBlock;
+            long needTable = Math.Max(1, (needBlocks * 8 + _clusterSize - 1) / _clusterSize);
+            if (needBlocks == blocks && needTable == tableClusters) break;
+            blocks = needBlocks;
+            tableClusters = needTable;
+        }
+        long tableOffset = _pos;
+        long firstBlock = tableOffset + tableClusters * _clusterSize;
+        long totalClusters = before + tableClusters + blocks;
+        var table = new byte[tableClusters * _clusterSize];
+        for (long b = 0; b < blocks; b++) BigEndian.Put(table, (int)(b * 8), (ulong)(firstBlock + b * _clusterSize));
+        _stream.Write(table);
+        var block = new byte[_clusterSize];
+        for (long b = 0; b < blocks; b++)
+        {
+            Array.Clear(block);
+            long start = b * perBlock;
+            long end = Math.Min(totalClusters, start + perBlock);
+            for (long c = start; c < end; c++)
+                BigEndian.Put(block, (int)((c - start) * 2), (ushort)(1 + _extraRefs.GetValueOrDefault(c)));
+            _stream.Write(block);
+        }
+        _pos = firstBlock + blocks * _clusterSize;
+
+        var header = BuildHeaderCluster((ulong)l1Offset, (uint)_l1.Length, (ulong)tableOffset, (uint)tableClusters);
+        _stream.Position = 0;
+        _stream.Write(header);
+        return _output.Commit(computeSha256);
+    }
+
+    /// <inheritdoc />
+    public void Dispose() => _output.Dispose();
+
+    private void Advance(long guestCluster)
+    {
+        if (guestCluster <= _lastCluster)
+            throw new InvalidOperationException($"clusters must be added in increasing order ({guestCluster} after {_lastCluster})");
+        if ((guestCluster << _clusterBits) >= _virtualSize)
+            throw new InvalidOperationException($"cluster {guestCluster} lies past the virtual size {_virtualSize}");
+        long l2Index = guestCluster / _l2Entries;
+        if (l2Index != _currentL2)
+        {
+            FlushL2();
+            _currentL2 = l2Index;
+        }
+        _lastCluster = guestCluster;
+    }
+
+    private void FlushL2()
+    {
+        if (_currentL2 < 0) return;
+        AlignToCluster();
+        var bytes = new byte[_clusterSize];
+        for (int i = 0; i < _l2.Length; i++) BigEndian.Put(bytes, i * 8, _l2[i]);
+        _l1[_currentL2] = (ulong)_pos | L2Entry.CopiedFlag;
+        _stream.Write(bytes);
+        _pos += _clusterSize;
+        Array.Clear(_l2);
+        _currentL2 = -1;
+    }
+
+    private void AlignToCluster()
+    {
+        long aligned = (_pos + _clusterSize - 1) & ~((long)_clusterSize - 1);
+        if (aligned != _pos)
+        {
+            _stream.Write(_zeroCluster.AsSpan(0, (int)(aligned - _pos)));
+            _pos = aligned;
+        }
+    }
+
+    private byte[] BuildHeaderCluster(ulong l1Offset, uint l1Size, ulong refcountTableOffset, uint refcountTableClusters)
+    {
+        var cluster = new byte[_clusterSize];
+        bool v3 = _options.Version >= 3;
+        int at = v3 ? QcowHeader.V3WrittenLength : QcowHeader.V2Length;
+        if (_backingFormat is not null)
+        {
+            byte[] fmt = Encoding.UTF8.GetBytes(_backingFormat);
+            at = PutExtension(cluster, at, HeaderExtensions.BackingFormatType, fmt);
+        }
+        at = PutExtension(cluster, at, HeaderExtensions.EndMarker, []);
+        ulong backingOffset = 0;
+        uint backingSize = 0;
+        if (_backingName is not null)
+        {
+            byte[] name = Encoding.UTF8.GetBytes(_backingName);
+            if (name.Length > QcowLimits.MaxBackingFileName || at + name.Length > _clusterSize)
+                throw new QcowException(_output.TargetPath, $"backing file name '{_backingName}' is too long for {_clusterSize}-byte clusters");
+            name.CopyTo(cluster, at);
+            backingOffset = (ulong)at;
+            backingSize = (uint)name.Length;
+        }
+        bool zstd = _options.CompressionType == CompressionType.Zstd;
+        var header = new QcowHeader
+        {
+            Version = _options.Version,
+            BackingFileOffset = backingOffset,
+            BackingFileSize = backingSize,
+            ClusterBits = _clusterBits,
+            Size = (ulong)_virtualSize,
+            L1Size = l1Size,
+            L1TableOffset = l1Offset,
+            RefcountTableOffset = refcountTableOffset,
+            RefcountTableClusters = refcountTableClusters,
+            IncompatibleFeatures = zstd ? IncompatibleFeatures.CompressionType : IncompatibleFeatures.None,
+            RefcountOrder = 4,
+            HeaderLength = (uint)(v3 ? QcowHeader.V3WrittenLength : QcowHeader.V2Length),
+            CompressionType = zstd ? CompressionType.Zstd : CompressionType.Deflate,
+        };
+        header.WriteTo(cluster);
+        return cluster;
+    }
+
+    private int PutExtension(byte[] cluster, int at, uint type, ReadOnlySpan<byte> data)
+    {
+        int padded = (data.Length + 7) & ~7;
+        if (at + 8 + padded > _clusterSize)
+            throw new QcowException(_output.TargetPath, $"header extensions do not fit in one {_clusterSize}-byte cluster");
+        BigEndian.Put(cluster, at, type);
+        BigEndian.Put(cluster, at + 4, (uint)data.Length);
+        data.CopyTo(cluster.AsSpan(at + 8));
+        return at + 8 + padded;
+    }
+}
