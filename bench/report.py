@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Prints the table of a bench/run.sh run from RESULTS (measure.py lines) and SIZES (label, output bytes)."""
+import statistics
+import sys
+
+
+def fmt_bytes(n):
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if n >= size:
+            return f"{n / size:.2f} {unit}"
+    return f"{n} B"
+
+
+def main():
+    rows = {}
+    order = []
+    with open(sys.argv[1]) as f:
+        for line in f:
+            label, wall, rchar, wchar, wbytes, rss = line.rstrip("\n").split("\t")
+            if label not in rows:
+                rows[label] = []
+                order.append(label)
+            rows[label].append((float(wall), int(rchar), int(wchar), int(wbytes), int(rss)))
+    sizes = {}
+    with open(sys.argv[2]) as f:
+        for line in f:
+            label, n = line.rstrip("\n").split("\t")
+            sizes[label] = int(n)
+    med = {k: statistics.median(r[0] for r in v) for k, v in rows.items()}
+
+    print()
+    print("| what | runs | median wall | min .. max | read (syscalls) | written (syscalls) | written to storage | peak RSS | output size |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for k in order:
+        v = rows[k]
+        walls = [r[0] for r in v]
+        print(f"| {k} | {len(v)} | {med[k]:.2f} s | {min(walls):.2f} .. {max(walls):.2f} s "
+              f"| {fmt_bytes(statistics.median(r[1] for r in v))} | {fmt_bytes(statistics.median(r[2] for r in v))} "
+              f"| {fmt_bytes(statistics.median(r[3] for r in v))} | {max(r[4] for r in v) / 1024:.0f} MiB "
+              f"| {fmt_bytes(sizes[k]) if k in sizes else '-'} |")
+    print()
+
+    def ratio(text, a, b):
+        if a in med and b in med and med[b] > 0:
+            print(f"- {text}: {med[a] / med[b]:.2f}x")
+
+    ratio("linearize: stock pipeline time / qcow linearize time (speedup)", "chain/stock", "chain/qcow")
+    ratio("linearize: qcow linearize time / copy floor time", "chain/qcow", "chain/copy")
+    ratio("export: qemu-img convert -l time / qcow convert -l time (speedup)", "export/qemu-img", "export/qcow")
+    sparse = sorted({k.split("/")[0] for k in rows if k.startswith("sparse-")},
+                    key=lambda s: int(__import__("subprocess").check_output(["numfmt", "--from=iec", s[7:]])))
+    for i, tool in ((0, "stock"), (1, "qcow")):
+        if len(sparse) >= 2:
+            ratio(f"sparse chain, {tool}: time at {sparse[-1][7:]} / time at {sparse[0][7:]} virtual",
+                  f"{sparse[-1]}/{tool}", f"{sparse[0]}/{tool}")
+    for s in sparse:
+        ratio(f"{s}: stock time / qcow time (speedup)", f"{s}/stock", f"{s}/qcow")
+    for k in order:
+        if k.startswith("mem/"):
+            print(f"- {k}: peak RSS {max(r[4] for r in rows[k]) / 1024:.0f} MiB (target < 256 MiB)")
+
+
+if __name__ == "__main__":
+    main()

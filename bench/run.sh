@@ -1,0 +1,213 @@
+#!/usr/bin/env bash
+# Benchmark `qcow linearize` / `qcow convert -l` against the stock qemu-img pipeline. See README ("Benchmarks").
+#
+#   bash bench/run.sh                 # full size: 16 GiB virtual, 1.5 GiB in imageA, 6 x 250 MiB of changes
+#   bash bench/run.sh --tiny          # CI: a few MiB, one run each; fails only if outputs differ from qemu-img's
+#   bash bench/run.sh --sparse        # sparse chain (~60 MiB of data) at 16 GiB vs 1 TiB virtual
+#   options: --virtual SIZE --base SIZE --delta SIZE --runs N --seed N --sections LIST --out DIR --keep
+#            --sparse-sizes "16G 1T" --sparse-stock-runs N
+#   sections (comma separated): chain, export, copy, mem, sparse
+# Timing is informational only: nothing here fails on speed. It fails (non-zero) when a layer written by
+# `qcow linearize` or an export by `qcow convert` differs in content from qemu-img's (qemu-img compare), or when
+# `qemu-img check` finds a problem in what qcow wrote.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+
+virtual=16G; base=1.5G; delta=250M; wmin=4K; wmax=1M; zero_pct=10; runs=3; seed=6
+sections=chain,export,copy,mem; out=$here/out; keep=0; build=1
+mem_virtual=64G; mem_base=512M; mem_delta=64M
+sparse_sizes="16G 1T"; sparse_base=30M; sparse_delta=5M; sparse_stock_runs=1
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --tiny) virtual=256M; base=8M; delta=2M; wmax=256K; runs=1; sections=chain,export,copy,mem
+            mem_base=4M; mem_delta=1M; shift ;;
+    --sparse) sections=sparse; shift ;;
+    --virtual) virtual=$2; shift 2 ;;
+    --base) base=$2; shift 2 ;;
+    --delta) delta=$2; shift 2 ;;
+    --runs) runs=$2; shift 2 ;;
+    --seed) seed=$2; shift 2 ;;
+    --sections) sections=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --keep) keep=1; shift ;;
+    --no-build) build=0; shift ;;
+    --sparse-sizes) sparse_sizes=$2; shift 2 ;;
+    --sparse-stock-runs) sparse_stock_runs=$2; shift 2 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+for tool in qemu-img qemu-io python3 dotnet numfmt; do
+  command -v "$tool" >/dev/null || { echo "run.sh: $tool is needed" >&2; exit 2; }
+done
+bytes() { numfmt --from=iec "$1"; }
+has() { [[ ",$sections," == *",$1,"* ]]; }
+
+qcow_dll=$root/src/Qcow.Cli/bin/Release/net10.0/qcow.dll
+if [[ $build == 1 ]]; then
+  dotnet build "$root/src/Qcow.Cli" -c Release -v q -nologo >/dev/null
+fi
+qcow() { dotnet "$qcow_dll" "$@"; }
+
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+results=$out/results.tsv; sizes=$out/sizes.tsv
+: > "$results"; : > "$sizes"
+states=(imageA@sn0 imageA imageB@sn0 imageB@sn1 imageB imageC@sn0 imageC)
+layers=(imageA_sn0.qcow2 imageA.qcow2 imageB_sn0.qcow2 imageB_sn1.qcow2 imageB.qcow2 imageC_sn0.qcow2 imageC.qcow2)
+failures=0
+
+# apply IMAGE SEED TOTAL MIN MAX: seeded random writes (and some zero writes) into IMAGE with qemu-io.
+apply() {
+  local img=$1 s=$2 total=$3 lo=$4 hi=$5 dir; dir=$(dirname "$img")
+  python3 "$here/gen.py" "$s" "$dir/.data" "$(qemu-img info --output=json "$img" | sed -n 's/.*"virtual-size": \([0-9]*\).*/\1/p')" \
+    "$(bytes "$total")" "$(bytes "$lo")" "$(bytes "$hi")" "$zero_pct" > "$dir/.cmds"
+  if qemu-io -f qcow2 "$img" < "$dir/.cmds" 2>&1 >/dev/null | grep . >&2; then
+    echo "run.sh: qemu-io reported errors writing $img" >&2; exit 2
+  fi
+  rm -rf "$dir/.data" "$dir/.cmds"
+}
+
+# gen_chain DIR VIRTUAL BASE DELTA SEED: imageA(sn0) -> imageB(sn0,sn1) -> imageC(sn0), 64 KiB clusters.
+gen_chain() {
+  local dir=$1 v=$2 b=$3 d=$4 s=$5
+  if [[ -f $dir/.done ]] && [[ $(cat "$dir/.done") == "$v $b $d $s $wmin $wmax $zero_pct" ]]; then
+    echo "== reusing chain in $dir"; return
+  fi
+  echo "== generating chain in $dir: $v virtual, $b in imageA, $d at each later state (seed $s)"
+  rm -rf "$dir"; mkdir -p "$dir"
+  (
+    cd "$dir"
+    qemu-img create -q -f qcow2 -o cluster_size=64k imageA.qcow2 "$v"
+    apply imageA.qcow2 $((s * 100 + 0)) "$b" 64K 4M
+    qemu-img snapshot -c sn0 imageA.qcow2
+    apply imageA.qcow2 $((s * 100 + 1)) "$d" "$wmin" "$wmax"
+    qemu-img create -q -f qcow2 -o cluster_size=64k -b imageA.qcow2 -F qcow2 imageB.qcow2
+    apply imageB.qcow2 $((s * 100 + 2)) "$d" "$wmin" "$wmax"
+    qemu-img snapshot -c sn0 imageB.qcow2
+    apply imageB.qcow2 $((s * 100 + 3)) "$d" "$wmin" "$wmax"
+    qemu-img snapshot -c sn1 imageB.qcow2
+    apply imageB.qcow2 $((s * 100 + 4)) "$d" "$wmin" "$wmax"
+    qemu-img create -q -f qcow2 -o cluster_size=64k -b imageB.qcow2 -F qcow2 imageC.qcow2
+    apply imageC.qcow2 $((s * 100 + 5)) "$d" "$wmin" "$wmax"
+    qemu-img snapshot -c sn0 imageC.qcow2
+    apply imageC.qcow2 $((s * 100 + 6)) "$d" "$wmin" "$wmax"
+  )
+  echo "$v $b $d $s $wmin $wmax $zero_pct" > "$dir/.done"
+  sync
+}
+
+measure() { python3 "$here/measure.py" "$results" "$@"; }
+size_of() { local t=0 f; for f in "$@"; do t=$((t + $(stat -c %s "$f"))); done; echo "$t"; }
+
+# check_layers LABEL OURS STOCK: every layer of ours has the content of stock's (with backing chains), and is clean.
+check_layers() {
+  local label=$1 ours=$2 stock=$3 l
+  for l in "${layers[@]}"; do
+    if ! qemu-img compare -q -f qcow2 -F qcow2 "$ours/$l" "$stock/$l"; then
+      echo "FAIL [$label] $l: content differs from the stock pipeline's" >&2; failures=$((failures + 1))
+    fi
+    if ! qemu-img check -q "$ours/$l" >/dev/null; then
+      echo "FAIL [$label] $l: qemu-img check reports problems" >&2; failures=$((failures + 1))
+    fi
+  done
+}
+
+# linearize_vs_stock PREFIX CHAINDIR STOCKRUNS QCOWRUNS: alternate the two pipelines, then compare the outputs.
+linearize_vs_stock() {
+  local p=$1 chain=$2 sruns=$3 qruns=$4 r n
+  n=$(( sruns > qruns ? sruns : qruns ))
+  for ((r = 1; r <= n; r++)); do
+    if (( r <= sruns )); then
+      rm -rf "$out/stock"; sync
+      echo "-- $p: stock pipeline, run $r/$sruns"
+      measure "$p/stock" -- bash "$here/stock.sh" "$chain" "$out/stock" "${states[@]}"
+    fi
+    if (( r <= qruns )); then
+      rm -rf "$out/qcow"; sync
+      echo "-- $p: qcow linearize, run $r/$qruns"
+      measure "$p/qcow" -- bash -c 'dotnet "$0" linearize "$1" "$2" >/dev/null && sync' "$qcow_dll" "$chain/imageC.qcow2" "$out/qcow"
+    fi
+  done
+  echo -e "$p/stock\t$(size_of "${layers[@]/#/$out/stock/}")" >> "$sizes"
+  echo -e "$p/qcow\t$(size_of "${layers[@]/#/$out/qcow/}")" >> "$sizes"
+  check_layers "$p" "$out/qcow" "$out/stock"
+  [[ $keep == 1 ]] || rm -rf "$out/stock" "$out/qcow"
+}
+
+chain=$out/chain
+if has chain || has export || has copy; then
+  gen_chain "$chain" "$virtual" "$base" "$delta" "$seed"
+fi
+
+if has chain; then
+  linearize_vs_stock chain "$chain" "$runs" "$runs"
+fi
+
+if has export; then
+  for ((r = 1; r <= runs; r++)); do
+    rm -f "$out/export-qemu.qcow2" "$out/export-qcow.qcow2"; sync
+    echo "-- export: qemu-img convert -l, run $r/$runs"
+    measure export/qemu-img -- bash -c 'qemu-img convert -O qcow2 -l snapshot.name=sn0 "$0" "$1" && sync' "$chain/imageA.qcow2" "$out/export-qemu.qcow2"
+    echo "-- export: qcow convert -l, run $r/$runs"
+    measure export/qcow -- bash -c 'dotnet "$0" convert -l snapshot.name=sn0 "$1" "$2" && sync' "$qcow_dll" "$chain/imageA.qcow2" "$out/export-qcow.qcow2"
+  done
+  echo -e "export/qemu-img\t$(size_of "$out/export-qemu.qcow2")" >> "$sizes"
+  echo -e "export/qcow\t$(size_of "$out/export-qcow.qcow2")" >> "$sizes"
+  if ! qemu-img compare -q -f qcow2 -F qcow2 "$out/export-qcow.qcow2" "$out/export-qemu.qcow2"; then
+    echo "FAIL [export] qcow convert -l differs from qemu-img convert -l" >&2; failures=$((failures + 1))
+  fi
+  rm -f "$out/export-qemu.qcow2" "$out/export-qcow.qcow2"
+fi
+
+if has copy; then
+  for ((r = 1; r <= runs; r++)); do
+    rm -rf "$out/copy"; mkdir -p "$out/copy"; sync
+    echo "-- copy floor: cp of the three sources + sync, run $r/$runs"
+    measure chain/copy -- bash -c 'cp "$0"/imageA.qcow2 "$0"/imageB.qcow2 "$0"/imageC.qcow2 "$1"/ && sync' "$chain" "$out/copy"
+  done
+  echo -e "chain/copy\t$(size_of "$out"/copy/*.qcow2)" >> "$sizes"
+  rm -rf "$out/copy"
+fi
+
+if has mem; then
+  memchain=$out/chain-mem
+  gen_chain "$memchain" "$mem_virtual" "$mem_base" "$mem_delta" $((seed + 1))
+  rm -rf "$out/qcow-mem"; sync
+  echo "-- mem: qcow linearize on a $mem_virtual virtual chain"
+  measure mem/qcow-linearize -- bash -c 'dotnet "$0" linearize "$1" "$2" >/dev/null && sync' "$qcow_dll" "$memchain/imageC.qcow2" "$out/qcow-mem"
+  echo -e "mem/qcow-linearize\t$(size_of "${layers[@]/#/$out/qcow-mem/}")" >> "$sizes"
+  for l in "${layers[@]}"; do
+    qemu-img check -q "$out/qcow-mem/$l" >/dev/null || { echo "FAIL [mem] $l: qemu-img check" >&2; failures=$((failures + 1)); }
+  done
+  rm -rf "$out/qcow-mem"
+  echo "-- mem: qcow convert -l on the $mem_virtual virtual image"
+  measure mem/qcow-convert -- bash -c 'dotnet "$0" convert -l snapshot.name=sn0 "$1" "$2" && sync' "$qcow_dll" "$memchain/imageA.qcow2" "$out/export-mem.qcow2"
+  echo -e "mem/qcow-convert\t$(size_of "$out/export-mem.qcow2")" >> "$sizes"
+  rm -f "$out/export-mem.qcow2"
+  [[ $keep == 1 ]] || rm -rf "$memchain"
+fi
+
+if has sparse; then
+  for v in $sparse_sizes; do
+    sp=$out/chain-sparse-$v
+    gen_chain "$sp" "$v" "$sparse_base" "$sparse_delta" $((seed + 2))
+    linearize_vs_stock "sparse-$v" "$sp" "$sparse_stock_runs" "$runs"
+    [[ $keep == 1 ]] || rm -rf "$sp"
+  done
+fi
+
+[[ $keep == 1 ]] || rm -rf "$chain"
+
+echo
+echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n 1), $(free -g | awk '/Mem:/ {print $2}') GiB RAM;" \
+  "$(qemu-img --version | head -n 1); dotnet $(dotnet --version)"
+echo "chain: $virtual virtual, $base in imageA, $delta at each of 6 later states; sparse: $sparse_base + 6 x $sparse_delta"
+python3 "$here/report.py" "$results" "$sizes"
+if (( failures > 0 )); then
+  echo "run.sh: $failures check(s) failed: qcow's output differs from qemu-img's" >&2
+  exit 1
+fi
+echo "all outputs match qemu-img's (qemu-img compare per layer; qemu-img check clean)"
