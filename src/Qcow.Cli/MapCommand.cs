@@ -31,16 +31,18 @@ internal static class MapCommand
 
     private static void WriteJson(IReadOnlyList<MapEntry> entries)
     {
-        // One object per line, as qemu-img prints it.
-        Console.WriteLine("[");
+        // One object per line, as qemu-img prints it: "[{ ... },\n{ ... }]".
+        var w = new StringWriter { NewLine = "\n" };
+        w.Write('[');
         for (int i = 0; i < entries.Count; i++)
         {
             var e = entries[i];
             string offset = e.Offset is { } o ? $", \"offset\": {o}" : "";
-            string comma = i + 1 < entries.Count ? "," : "";
-            Console.WriteLine($"{{ \"start\": {e.Start}, \"length\": {e.Length}, \"depth\": {e.Depth}, \"present\": {B(e.Present)}, \"zero\": {B(e.Zero)}, \"data\": {B(e.Data)}{(e.Compressed ? ", \"compressed\": true" : "")}{offset}}}{comma}");
+            if (i > 0) w.Write(",\n");
+            w.Write($"{{ \"start\": {e.Start}, \"length\": {e.Length}, \"depth\": {e.Depth}, \"present\": {B(e.Present)}, \"zero\": {B(e.Zero)}, \"data\": {B(e.Data)}{offset}}}");
         }
-        Console.WriteLine("]");
+        w.WriteLine(']');
+        Console.Write(w.ToString());
         static string B(bool b) => b ? "true" : "false";
     }
 }

@@ -15,21 +15,22 @@ internal static class ZstdCodec
         return c.TryWrap(src, dest, out int written) ? written : 0;
     }
 
+    [ThreadStatic] private static Decompressor? t_decompressor;
+
     public static unsafe string? Decompress(ReadOnlySpan<byte> stream, Span<byte> cluster)
     {
-        // Streaming decode stops at the end of the first frame, so bytes of the next cluster's stream are ignored.
+        // qemu (qcow2_zstd_decompress) takes one frame that must end exactly at the end of the cluster; bytes after
+        // the frame belong to the next cluster's stream. So: find the frame, then decode it whole into one cluster.
+        nuint frame;
         fixed (byte* p = stream)
-        {
-            using var input = new UnmanagedMemoryStream(p, stream.Length);
-            using var z = new DecompressionStream(input, leaveOpen: true);
-            int done = 0;
-            while (done < cluster.Length)
-            {
-                int n = z.Read(cluster[done..]);
-                if (n == 0) return $"zstd stream ended after {done} bytes, short of the {cluster.Length}-byte cluster";
-                done += n;
-            }
-        }
+            frame = ZstdSharp.Unsafe.Methods.ZSTD_findFrameCompressedSize(p, (nuint)stream.Length);
+        if (ZstdSharp.Unsafe.Methods.ZSTD_isError(frame))
+            return "corrupt zstd stream (no complete frame within the compressed cluster's sectors)";
+        var d = t_decompressor ??= new Decompressor();
+        if (!d.TryUnwrap(stream[..(int)frame], cluster, out int written))
+            return "zstd stream decompresses to more than one cluster";
+        if (written != cluster.Length)
+            return $"zstd stream ended after {written} bytes, short of the {cluster.Length}-byte cluster";
         return null;
     }
 }

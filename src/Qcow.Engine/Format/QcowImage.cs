@@ -11,8 +11,9 @@ public sealed class QcowImage : IDisposable
     private readonly L2TableCache _l2Cache;
     private readonly Dictionary<ulong, ulong[]> _l1Tables = new();
     private readonly Lock _l1Lock = new();
+    private readonly Lazy<MetadataClusters> _metadata;
 
-    private QcowImage(ImageFile file, QcowHeader header, HeaderExtensions extensions, string? backingFileName, IReadOnlyList<Snapshot> snapshots)
+    private QcowImage(ImageFile file, QcowHeader header, HeaderExtensions extensions, string? backingFileName, IReadOnlyList<Snapshot> snapshots, long snapshotTableLength)
     {
         File = file;
         Header = header;
@@ -21,6 +22,7 @@ public sealed class QcowImage : IDisposable
         Snapshots = snapshots;
         DataFile = file;
         _l2Cache = new L2TableCache(header.ClusterSize);
+        _metadata = new Lazy<MetadataClusters>(() => MetadataClusters.Of(this, snapshotTableLength));
     }
 
     /// <summary>The file holding the metadata (and data, unless there is an external data file).</summary>
@@ -65,8 +67,8 @@ public sealed class QcowImage : IDisposable
         if (hasDataFileBit && extensions.ExternalDataFile is null)
             throw new QcowFormatException(file.Path, "incompatible_features", "the external data file bit is set but no data file name is recorded");
         string? backing = header.ReadBackingFileName(firstCluster, file.Path);
-        var snapshots = SnapshotTable.Read(file, header);
-        return new QcowImage(file, header, extensions, backing, snapshots);
+        var snapshots = SnapshotTable.Read(file, header, out long snapshotTableLength);
+        return new QcowImage(file, header, extensions, backing, snapshots, snapshotTableLength);
     }
 
     /// <summary>Attaches the external data file (opened by the chain resolver, which applies the path policy).</summary>
@@ -119,6 +121,8 @@ public sealed class QcowImage : IDisposable
         if (l2Index >= l1.Length) return default;
         ulong l2Offset = l1[l2Index] & QcowLimits.OffsetMask;
         if (l2Offset == 0) return new L2Entry(0, 0, Header.ExtendedL2);
+        if (_metadata.Value.Owner(l2Offset) is { } owner && owner != MetadataClusters.L2Table)
+            throw new QcowFormatException(Path, $"L1 entry {l2Index}", $"L2 table offset 0x{l2Offset:x} lies in the {owner}");
         var table = _l2Cache.Get(File, l2Offset, Header.ClusterSize);
         int i = (int)(guestCluster % Header.L2Entries);
         var entry = Header.ExtendedL2 ? new L2Entry(table[2 * i], table[2 * i + 1], true) : new L2Entry(table[i], 0, false);
@@ -126,8 +130,40 @@ public sealed class QcowImage : IDisposable
         {
             if (entry.Problem(Header.Version, Header.ClusterSize) is { } problem)
                 throw new QcowFormatException(Path, $"L2 entry for guest offset 0x{guestCluster << Header.ClusterBits:x}", problem);
+            CheckPlacement(entry, guestCluster);
         }
         return entry;
+    }
+
+    /// <summary>
+    /// Refuses guest data that starts past the end of the file or inside metadata (see <see cref="MetadataClusters"/>).
+    /// Zero clusters are not read, so a host offset they keep is not checked; a data cluster that only ends past the
+    /// end of the file reads as zeros there, as in qemu.
+    /// </summary>
+    private void CheckPlacement(in L2Entry entry, long guestCluster)
+    {
+        // With an external data file, host offsets are in that file, which holds no metadata.
+        if (!ReferenceEquals(DataFile, File)) return;
+        ulong host;
+        string what;
+        if (entry.IsCompressed)
+        {
+            host = CompressedDescriptor.Decode(entry.Word, Header.ClusterBits).HostOffset;
+            what = $"compressed cluster at guest offset 0x{guestCluster << Header.ClusterBits:x}";
+        }
+        else if (entry.Kind is ClusterKind.Normal or ClusterKind.Mixed && entry.HostOffset != 0)
+        {
+            host = entry.HostOffset;
+            what = $"L2 entry for guest offset 0x{guestCluster << Header.ClusterBits:x}";
+        }
+        else
+        {
+            return;
+        }
+        if (host >= (ulong)File.Length)
+            throw new QcowFormatException(Path, what, $"host offset 0x{host:x} lies past the end of the file ({File.Length} bytes)");
+        if (_metadata.Value.Owner(host) is { } owner)
+            throw new QcowFormatException(Path, what, $"host offset 0x{host:x} lies in the {owner}");
     }
 
     /// <summary>

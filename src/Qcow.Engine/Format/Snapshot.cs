@@ -33,11 +33,12 @@ public sealed class Snapshot
 /// <summary>Reads and validates the snapshot table.</summary>
 public static class SnapshotTable
 {
-    /// <summary>Reads all snapshots listed by the header.</summary>
-    public static IReadOnlyList<Snapshot> Read(ImageFile file, QcowHeader header)
+    /// <summary>Reads all snapshots listed by the header; <paramref name="tableLength"/> is the table's length in bytes.</summary>
+    public static IReadOnlyList<Snapshot> Read(ImageFile file, QcowHeader header, out long tableLength)
     {
         string path = file.Path;
         var list = new List<Snapshot>((int)Math.Min(header.NbSnapshots, 1024));
+        tableLength = 0;
         if (header.NbSnapshots == 0) return list;
         var utf8 = new UTF8Encoding(false, true);
         long at = (long)header.SnapshotsOffset;
@@ -110,6 +111,7 @@ public static class SnapshotTable
             });
             at += (40 + varLen + 7) & ~7;
         }
+        tableLength = at - tableStart;
         return list;
     }
 

@@ -89,6 +89,16 @@ public sealed class ImageFile : IDisposable
         return want;
     }
 
+    /// <summary>
+    /// Splits host bytes [<paramref name="offset"/>, +<paramref name="length"/>) into runs that are stored or are holes
+    /// in a sparse file (SEEK_DATA/SEEK_HOLE), as qemu-img map reports them. Without that support: one stored run.
+    /// </summary>
+    public IEnumerable<(long Offset, long Length, bool Hole)> HostRuns(long offset, long length) =>
+        SparseFile.Runs(_handle, Length, offset, length);
+
+    /// <summary>Bytes the file occupies on disk (sparse files less than their length), or null when unknown.</summary>
+    public long? AllocatedSize => SparseFile.AllocatedSize(_handle);
+
     /// <inheritdoc />
     public void Dispose() => _handle.Dispose();
 }

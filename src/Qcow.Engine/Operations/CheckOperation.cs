@@ -148,7 +148,8 @@ public static class CheckOperation
                     if (host == 0) continue;
                     if (active)
                     {
-                        if (e.Kind != ClusterKind.Zero) _allocated++;
+                        // qemu counts every cluster with a host offset, preallocated zero clusters included.
+                        _allocated++;
                         if (nextContiguous >= 0 && (long)host != nextContiguous) _fragmented++;
                         nextContiguous = (long)host + cs;
                     }

@@ -124,6 +124,12 @@ internal static class DiffWriter
             if (batch.Count > 0) RunBatch();
             progress?.Invoke(new ProgressInfo(size, size, stage));
         }
+        catch (AggregateException e) when (e.InnerExceptions[0] is QcowException)
+        {
+            // Parallel.For wraps what the readers threw: a bad image must still surface as its one typed error.
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
+            throw;
+        }
         finally
         {
             foreach (var b in topBufs) if (b is not null) ArrayPool<byte>.Shared.Return(b);

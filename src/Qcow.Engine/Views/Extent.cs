@@ -23,10 +23,11 @@ public enum ExtentKind : byte
 /// <param name="Kind">Where they come from.</param>
 /// <param name="Depth">0 for the top image of the view, 1 for its backing file, and so on.</param>
 /// <param name="File">The host file for Data and Compressed runs.</param>
-/// <param name="HostOffset">Host offset of the first byte (Data), or the L2 entry word (Compressed).</param>
+/// <param name="HostOffset">Host offset of the first byte (Data, or a Zero run that keeps preallocated clusters), or the L2 entry word (Compressed).</param>
 /// <param name="InCluster">For Compressed: offset of the first byte within the decompressed cluster.</param>
-/// <param name="Source">For Compressed: the image that can decompress it; otherwise null.</param>
+/// <param name="Source">The qcow2 image whose L2 entry maps the run (Data and Compressed); null otherwise.</param>
 /// <param name="GuestCluster">For Compressed: the guest cluster index in <paramref name="Source"/> (for messages).</param>
+/// <param name="IsRaw">True when the bytes come from a raw file (guest offset = host offset).</param>
 public readonly record struct Extent(
     long Length,
     ExtentKind Kind,
@@ -35,7 +36,8 @@ public readonly record struct Extent(
     ulong HostOffset = 0,
     int InCluster = 0,
     Format.QcowImage? Source = null,
-    long GuestCluster = 0)
+    long GuestCluster = 0,
+    bool IsRaw = false)
 {
     /// <summary>True when the run reads as zeros without touching any file.</summary>
     public bool ReadsAsZero => Kind is ExtentKind.Unallocated or ExtentKind.Zero;
@@ -54,6 +56,7 @@ public readonly record struct Extent(
     public Extent Skip(long bytes) => Kind switch
     {
         ExtentKind.Data => this with { Length = Length - bytes, HostOffset = HostOffset + (ulong)bytes },
+        ExtentKind.Zero or ExtentKind.Unallocated when HostOffset != 0 => this with { Length = Length - bytes, HostOffset = HostOffset + (ulong)bytes },
         ExtentKind.Compressed => this with { Length = Length - bytes, InCluster = InCluster + (int)bytes },
         _ => this with { Length = Length - bytes },
     };

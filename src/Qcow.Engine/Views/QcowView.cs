@@ -76,16 +76,17 @@ public sealed class QcowView : DiskView
             }
             var next = Image.Lookup(_l1, c);
             var (k2, h2, end2) = Classify(next, pos);
-            if (k2 != kind || (kind == ClusterKind.Normal && h2 != host + (ulong)(pos - offset))) break;
+            // Data runs need contiguous host bytes; so do preallocated zero runs, to keep their offsets exact.
+            if (k2 != kind || (host != 0 || h2 != 0) && h2 != host + (ulong)(pos - offset)) break;
             length = Math.Min(maxLength, length + (end2 - pos));
             pos = end2;
         }
 
         return kind switch
         {
-            ClusterKind.Normal => new Extent(length, ExtentKind.Data, Depth, Image.DataFile, host),
-            ClusterKind.Zero => new Extent(length, ExtentKind.Zero, Depth),
-            _ => FromBacking(offset, length),
+            ClusterKind.Normal => new Extent(length, ExtentKind.Data, Depth, Image.DataFile, host, Source: Image),
+            ClusterKind.Zero => new Extent(length, ExtentKind.Zero, Depth, host != 0 ? Image.DataFile : null, host),
+            _ => FromBacking(offset, length, host),
         };
     }
 
@@ -100,15 +101,20 @@ public sealed class QcowView : DiskView
             int sub = (int)(inCluster >> _subclusterBits);
             kind = entry.SubclusterKind(sub);
             long subEnd = clusterStart + ((long)(sub + 1) << _subclusterBits);
-            return (kind, kind == ClusterKind.Normal ? entry.HostOffset + (ulong)inCluster : 0, subEnd);
+            // Every subcluster of an allocated cluster has a host offset, even unallocated ones (qemu-img map shows it).
+            return (kind, entry.HostOffset != 0 ? entry.HostOffset + (ulong)inCluster : 0, subEnd);
         }
         long end = clusterStart + (1L << _clusterBits);
-        return kind == ClusterKind.Normal ? (kind, entry.HostOffset + (ulong)inCluster, end) : (kind, 0, end);
+        // A zero cluster may keep a preallocated host cluster (qemu-img map reports its offset).
+        bool hasHost = (kind == ClusterKind.Normal || kind == ClusterKind.Zero) && entry.HostOffset != 0;
+        return hasHost ? (kind, entry.HostOffset + (ulong)inCluster, end) : (kind, 0, end);
     }
 
-    private Extent FromBacking(long offset, long length)
+    private Extent FromBacking(long offset, long length, ulong host = 0)
     {
-        if (Backing is null) return new Extent(length, ExtentKind.Unallocated, Depth);
+        // Past the end of a shorter backing file reads as zeros; qemu reports it unallocated at this layer.
+        if (Backing is null || offset >= Backing.Size)
+            return new Extent(length, ExtentKind.Unallocated, Depth, host != 0 ? Image.DataFile : null, host);
         return Backing.GetExtent(offset, length);
     }
 }

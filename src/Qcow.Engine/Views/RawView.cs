@@ -15,5 +15,5 @@ public sealed class RawView(ImageFile file, int depth) : DiskView
     public override string Name => System.IO.Path.GetFileName(File.Path);
     /// <inheritdoc />
     protected override Extent GetExtentWithin(long offset, long maxLength) =>
-        new(maxLength, ExtentKind.Data, depth, File, (ulong)offset);
+        new(maxLength, ExtentKind.Data, depth, File, (ulong)offset, IsRaw: true);
 }

@@ -1,7 +1,7 @@
 namespace Qcow.Engine.Tests.Infrastructure;
 
 /// <summary>Runs the built <c>qcow</c> CLI as a child process, as a user would.</summary>
-public static class Cli
+public static class QcowCli
 {
     private static string Dll => Path.Combine(AppContext.BaseDirectory, "qcow.dll");
 

@@ -34,6 +34,9 @@ public static class Qemu
     public static ProcessResult Io(string image, params string[] commands)
     {
         var args = new List<string>();
+        // Name the format so qemu-io does not probe (and warn about) raw files.
+        args.Add("-f");
+        args.Add(image.EndsWith(".raw", StringComparison.Ordinal) ? "raw" : "qcow2");
         foreach (var c in commands) { args.Add("-c"); args.Add(c); }
         args.Add(image);
         var r = Run(s_io.Value ?? "qemu-io", args.ToArray(), [0]);

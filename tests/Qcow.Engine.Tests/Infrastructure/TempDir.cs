@@ -6,7 +6,7 @@ public sealed class TempDir : IDisposable
     /// <summary>Creates a fresh folder under the system temp folder.</summary>
     public TempDir(string? prefix = null)
     {
-        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"qcow-test-{prefix}{Guid.NewGuid():N}"[..Math.Min(60, 20 + (prefix?.Length ?? 0) + 32)]);
+        Path = System.IO.Path.Combine(System.IO.Path.GetTempPath(), $"qcow-test-{prefix}-{Guid.NewGuid():N}");
         Directory.CreateDirectory(Path);
     }
 

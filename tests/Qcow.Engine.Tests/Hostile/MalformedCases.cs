@@ -1,0 +1,171 @@
+using System.IO.Compression;
+using static Qcow.Engine.Tests.Hostile.HostileImages;
+
+namespace Qcow.Engine.Tests.Hostile;
+
+/// <summary>
+/// One malformed image: a base image, the damage done to it, and the header field or table the error must name.
+/// <paramref name="Fields"/> lists acceptable names (any one must appear in the message).
+/// </summary>
+public sealed record MalformedCase(string Name, string Iotest, string Base, Action<string, Layout> Damage, params string[] Fields);
+
+/// <summary>
+/// The corpus, after the categories of qemu-iotests 060 (metadata overlaps), 080 (header and table validation),
+/// 112 (refcount widths) and 261 (snapshot table), plus compression and extended L2 cases.
+/// </summary>
+public static class MalformedCases
+{
+    private const ulong Compressed = 1UL << 62;
+    private const ulong OffsetMask = 0x00ff_ffff_ffff_fe00UL;
+
+    /// <summary>Every case, by name.</summary>
+    public static readonly IReadOnlyList<MalformedCase> All =
+    [
+        // 080: the header.
+        new("header_length_huge", "080", "v3", (p, l) => Put(p, 100, 4, 0xffffffff), "header_length"),
+        new("header_length_unaligned", "080", "v3", (p, l) => Put(p, 100, 4, 105), "header_length"),
+        new("header_length_too_small", "080", "v3", (p, l) => Put(p, 100, 4, 72), "header_length"),
+        new("version_4", "080", "v3", (p, l) => Put(p, 4, 4, 4), "version"),
+        new("cluster_bits_31", "080", "v3", (p, l) => Put(p, 20, 4, 31), "cluster_bits"),
+        new("cluster_bits_8", "080", "v3", (p, l) => Put(p, 20, 4, 8), "cluster_bits"),
+        new("crypt_method_aes", "080", "v3", (p, l) => Put(p, 32, 4, 1), "crypt_method"),
+        new("size_huge", "080", "v3", (p, l) => Put(p, 24, 8, 1UL << 62), "size", "l1_size"),
+        new("extension_length_past_cluster", "080", "v3", (p, l) => Put(p, l.Extensions[0].Offset + 4, 4, 0x10000), "header extension"),
+        new("extension_length_huge", "080", "v3", (p, l) => Put(p, l.Extensions[0].Offset + 4, 4, 0xfffffff0), "header extension"),
+        new("backing_file_offset_past_cluster", "080", "v3", (p, l) => { Put(p, 8, 8, 0x10000); Put(p, 16, 4, 8); }, "backing_file_offset"),
+        new("backing_file_offset_huge", "080", "v3", (p, l) => { Put(p, 8, 8, ulong.MaxValue - 4); Put(p, 16, 4, 8); }, "backing_file_offset"),
+        new("backing_file_size_huge", "080", "v3", (p, l) => { Put(p, 8, 8, 0x200); Put(p, 16, 4, 0xffffffff); }, "backing_file_size"),
+        new("unknown_incompatible_bit", "080", "v3", (p, l) => Put(p, 72, 8, 1UL << 5), "incompatible_features"),
+        new("unknown_incompatible_bit_63", "080", "v3", (p, l) => Put(p, 72, 8, 1UL << 63), "incompatible_features"),
+        new("corrupt_bit", "080", "v3", (p, l) => Put(p, 72, 8, 2), "incompatible_features"),
+        new("external_data_bit_without_name", "080", "v3", (p, l) => Put(p, 72, 8, 4), "incompatible_features"),
+        new("compression_type_unknown", "080", "v3", (p, l) => { Put(p, 72, 8, 8); Put(p, 104, 1, 7); }, "compression_type"),
+        new("compression_type_without_bit", "080", "zstd", (p, l) => Put(p, 72, 8, 0), "compression_type"),
+        new("extended_l2_small_clusters", "080", "small", (p, l) => Put(p, 72, 8, 16), "incompatible_features"),
+
+        // 080: L1 and refcount table placement and size.
+        new("l1_size_huge", "080", "v3", (p, l) => Put(p, 36, 4, 0x10000000), "l1_size"),
+        new("l1_size_0_with_snapshots", "080", "v3", (p, l) => Put(p, 36, 4, 0), "l1_size"),
+        new("l1_table_offset_unaligned", "080", "v3", (p, l) => Put(p, 40, 8, l.U64(40) + 512), "l1_table_offset"),
+        new("l1_table_offset_past_end", "080", "v3", (p, l) => Put(p, 40, 8, 1UL << 40), "l1_table_offset"),
+        new("l1_table_offset_0", "080", "v3", (p, l) => Put(p, 40, 8, 0), "l1_table_offset"),
+        new("l1_entry_past_end", "080", "v3", (p, l) => Put(p, (long)l.U64(40), 8, 1UL << 40), "l1_table_offset", "L1 entry"),
+        new("l1_entry_unaligned", "080", "v3", (p, l) => Put(p, (long)l.U64(40), 8, (l.U64((long)l.U64(40)) & OffsetMask) + 512), "l1_table_offset", "L1 entry"),
+        new("l1_entry_reserved_bits", "080", "v3", (p, l) => Put(p, (long)l.U64(40), 8, l.U64((long)l.U64(40)) | 2), "l1_table_offset", "L1 entry"),
+        new("refcount_table_huge", "080", "v3", (p, l) => Put(p, 56, 4, 0xffffff), "refcount_table_clusters"),
+        new("refcount_table_empty", "080", "v3", (p, l) => Put(p, 56, 4, 0), "refcount_table_clusters"),
+        new("refcount_table_unaligned", "080", "v3", (p, l) => Put(p, 48, 8, l.U64(48) + 8), "refcount_table_offset"),
+        new("refcount_table_past_end", "080", "v3", (p, l) => Put(p, 48, 8, 1UL << 40), "refcount_table_offset"),
+
+        // 112: refcount widths.
+        new("refcount_order_7", "112", "v3", (p, l) => Put(p, 96, 4, 7), "refcount_order"),
+        new("refcount_order_huge", "112", "v3", (p, l) => Put(p, 96, 4, 0xffffffff), "refcount_order"),
+
+        // 261 and 080: the snapshot table.
+        new("nb_snapshots_huge", "080", "v3", (p, l) => Put(p, 60, 4, 0xffffffff), "nb_snapshots"),
+        new("nb_snapshots_past_end", "261", "v3", (p, l) => Put(p, 60, 4, 60000), "snapshots_offset", "snapshot table"),
+        new("snapshots_offset_past_end", "080", "v3", (p, l) => Put(p, 64, 8, 1UL << 40), "snapshots_offset"),
+        new("snapshots_offset_unaligned", "080", "v3", (p, l) => Put(p, 64, 8, l.U64(64) + 8), "snapshots_offset"),
+        new("snapshot_l1_size_huge", "080", "v3", (p, l) => Put(p, l.SnapshotEntries[0] + 8, 4, 0xffffffff), "l1_size"),
+        new("snapshot_l1_size_0", "080", "v3", (p, l) => Put(p, l.SnapshotEntries[0] + 8, 4, 0), "l1_size"),
+        new("snapshot_l1_offset_unaligned", "080", "v3", (p, l) => Put(p, l.SnapshotEntries[0], 8, l.U64(l.SnapshotEntries[0]) + 8), "l1_table_offset"),
+        new("snapshot_l1_offset_past_end", "080", "v3", (p, l) => Put(p, l.SnapshotEntries[0], 8, 1UL << 50), "l1_table_offset"),
+        new("snapshot_extra_data_huge", "261", "v3", (p, l) => Put(p, l.SnapshotEntries[0] + 36, 4, 0x10000), "extra_data_size"),
+        new("snapshot_extra_data_too_small_v3", "261", "v3", (p, l) => Put(p, l.SnapshotEntries[0] + 36, 4, 8), "extra_data_size"),
+
+        // 060: L2 entries that point outside the file or into metadata.
+        new("l2_entry_past_end", "060", "v3", (p, l) => Put(p, FirstData(l), 8, 1UL << 40), "L2 entry"),
+        new("l2_entry_unaligned", "060", "v3", (p, l) => Put(p, FirstData(l), 8, l.U64(FirstData(l)) + 512), "L2 entry"),
+        new("l2_entry_reserved_bits", "060", "v3", (p, l) => Put(p, FirstData(l), 8, l.U64(FirstData(l)) | 0x100), "L2 entry"),
+        new("l2_entry_onto_l1", "060", "v3", (p, l) => PointFirstData(p, l, l.U64(40)), "L2 entry"),
+        new("l2_entry_onto_refcount_table", "060", "v3", (p, l) => PointFirstData(p, l, l.U64(48)), "L2 entry"),
+        new("l2_entry_onto_refcount_block", "060", "v3", (p, l) => PointFirstData(p, l, (ulong)l.Named("refcount block").First().Offset), "L2 entry"),
+        new("l2_entry_onto_l2_table", "060", "v3", (p, l) => PointFirstData(p, l, (ulong)l.Named("L2").First().Offset), "L2 entry"),
+        new("l2_entry_onto_snapshot_table", "060", "v3", (p, l) => PointFirstData(p, l, l.U64(64)), "L2 entry"),
+        new("l1_entry_onto_refcount_table", "060", "v3", (p, l) => Put(p, (long)l.U64(40), 8, l.U64(48)), "L1 entry", "l1_table_offset"),
+        new("l1_entry_onto_header", "060", "v3", (p, l) => Put(p, (long)l.U64(40), 8, 0x200), "L1 entry", "l1_table_offset"),
+        new("zero_flag_in_v2", "060", "v2", (p, l) => Put(p, FirstData(l), 8, l.U64(FirstData(l)) | 1), "L2 entry"),
+
+        // Compressed clusters.
+        new("compressed_offset_past_end", "060", "v3", (p, l) => Put(p, FirstCompressed(l), 8, Compressed | (1UL << 40)), "compressed cluster"),
+        new("compressed_onto_header", "060", "v3", (p, l) => Put(p, FirstCompressed(l), 8, Compressed | 0x100), "compressed cluster"),
+        new("deflate_corrupt", "compression", "v3", (p, l) => CorruptStream(p, l), "compressed cluster"),
+        new("deflate_short", "compression", "v3", (p, l) => ReplaceStream(p, l, Deflate(new byte[1000])), "compressed cluster"),
+        new("zstd_corrupt", "compression", "zstd", (p, l) => CorruptStream(p, l), "compressed cluster"),
+        new("zstd_long", "compression", "zstd", (p, l) => ReplaceStream(p, l, Zstd(new byte[128 << 10])), "compressed cluster"),
+        new("zstd_short", "compression", "zstd", (p, l) => ReplaceStream(p, l, Zstd(new byte[1000])), "compressed cluster"),
+
+        // Extended L2 bitmaps qemu calls invalid.
+        new("xl2_allocated_and_zero", "xl2", "xl2", (p, l) => Put(p, FirstData(l) + 8, 8, 1UL | (1UL << 32)), "L2 entry"),
+        new("xl2_allocated_on_unallocated", "xl2", "xl2", (p, l) => { Put(p, FirstData(l), 8, 0); Put(p, FirstData(l) + 8, 8, 1); }, "L2 entry"),
+        new("xl2_bitmap_on_compressed", "xl2", "xl2", (p, l) => Put(p, FirstCompressed(l) + 8, 8, 1UL << 32), "L2 entry"),
+        new("xl2_zero_flag_reserved", "xl2", "xl2", (p, l) => Put(p, FirstData(l), 8, l.U64(FirstData(l)) | 1), "L2 entry"),
+
+        // Truncated files.
+        new("truncated_to_50_bytes", "080", "v3", (p, l) => Truncate(p, 50), "header"),
+        new("truncated_to_100_bytes", "080", "v3", (p, l) => Truncate(p, 100), "header_length"),
+        new("truncated_to_first_cluster", "080", "v3", (p, l) => Truncate(p, l.ClusterSize), "l1_table_offset", "refcount_table_offset"),
+        new("truncated_mid_l2", "080", "small", (p, l) => Truncate(p, l.Named("L2").Max(r => r.Offset) + 100), "l1_table_offset", "L1 entry", "snapshot"),
+    ];
+
+    /// <summary>The names, for xunit.</summary>
+    public static IEnumerable<object[]> Names => All.Select(c => new object[] { c.Name });
+
+    /// <summary>The offset of the first L2 entry that maps an uncompressed data cluster in the active L1.</summary>
+    public static long FirstData(Layout l) => l.L2Entries.First(e => (e.Word & Compressed) == 0 && (e.Word & OffsetMask) != 0).EntryOffset;
+
+    /// <summary>The offset of the first compressed L2 entry.</summary>
+    public static long FirstCompressed(Layout l) => l.L2Entries.First(e => (e.Word & Compressed) != 0).EntryOffset;
+
+    private static void PointFirstData(string path, Layout l, ulong host)
+    {
+        long at = FirstData(l);
+        Put(path, at, 8, (l.U64(at) & ~OffsetMask) | host);
+    }
+
+    /// <summary>Where the first compressed stream lies (offset and length from its descriptor).</summary>
+    private static (long Offset, long Length) Stream(Layout l)
+    {
+        ulong word = l.U64(FirstCompressed(l));
+        int x = 62 - (l.ClusterBits - 8);
+        long offset = (long)(word & ((1UL << x) - 1));
+        long sectors = (long)((word & ~(3UL << 62)) >> x) + 1;
+        long length = Math.Min(sectors * 512 - (offset & 511), l.Bytes.Length - offset);
+        return (offset, length);
+    }
+
+    private static void CorruptStream(string path, Layout l)
+    {
+        var (offset, length) = Stream(l);
+        var junk = new byte[length];
+        new Random(7).NextBytes(junk);
+        PutBytes(path, offset, junk);
+    }
+
+    /// <summary>Puts <paramref name="stream"/> in place of the first compressed stream, with a descriptor that covers it.</summary>
+    public static void ReplaceStream(string path, Layout l, byte[] stream)
+    {
+        long entry = FirstCompressed(l);
+        ulong word = l.U64(entry);
+        int x = 62 - (l.ClusterBits - 8);
+        long offset = (long)(word & ((1UL << x) - 1));
+        long sectors = (stream.Length + (offset & 511) + 511) / 512;
+        Put(path, entry, 8, (word & ~((1UL << 62) - 1)) | ((ulong)(sectors - 1) << x) | (ulong)offset);
+        PutBytes(path, offset, stream);
+    }
+
+    /// <summary>Raw deflate of <paramref name="data"/>.</summary>
+    public static byte[] Deflate(byte[] data)
+    {
+        var ms = new MemoryStream();
+        using (var d = new DeflateStream(ms, CompressionLevel.SmallestSize, leaveOpen: true)) d.Write(data);
+        return ms.ToArray();
+    }
+
+    /// <summary>One zstd frame of <paramref name="data"/>.</summary>
+    public static byte[] Zstd(byte[] data)
+    {
+        using var c = new ZstdSharp.Compressor(3);
+        return c.Wrap(data).ToArray();
+    }
+}

@@ -1,0 +1,89 @@
+using Qcow.Engine.Tests.Infrastructure;
+using static Qcow.Engine.Tests.Hostile.HostileImages;
+
+namespace Qcow.Engine.Tests.Hostile;
+
+/// <summary>
+/// The malformed corpus (<see cref="MalformedCases"/>): each image gives exactly one typed error that names the file
+/// and the field, from the engine and from the CLI (one line, non-zero exit, no output left), and the damaged source
+/// is never modified. Damage qemu still reads gives the bytes qemu reads.
+/// </summary>
+public sealed class MalformedImageTests(HostileImages bases) : IClassFixture<HostileImages>
+{
+    [SkippableTheory]
+    [MemberData(nameof(MalformedCases.Names), MemberType = typeof(MalformedCases))]
+    public void Malformed_image_gives_one_typed_error_naming_file_and_field(string name)
+    {
+        Qemu.Require();
+        var c = MalformedCases.All.Single(x => x.Name == name);
+        using var dir = new TempDir("malformed-");
+        string path = bases.CopyTo(c.Base, dir[$"{name}.qcow2"]);
+        c.Damage(path, Layout.Of(path));
+        string before = Exerciser.Hash(path);
+
+        var outcome = Exerciser.Run(path);
+        Assert.True(outcome.Kind == OutcomeKind.TypedError, $"{name}: {outcome}");
+        string message = outcome.Error!.Message;
+        Assert.Contains(path, message, StringComparison.Ordinal);
+        Assert.True(c.Fields.Any(f => message.Contains(f, StringComparison.Ordinal)),
+            $"{name}: the message names none of [{string.Join(", ", c.Fields)}]: {message}");
+
+        string output = dir["out.raw"];
+        AssertCliFails(QcowProcess.Run(["convert", "-O", "raw", path, output]), path);
+        Assert.False(File.Exists(output), "a failed convert left its output");
+        Assert.Empty(Directory.GetFiles(dir.Path, ".out.raw*"));
+        Assert.Equal(before, Exerciser.Hash(path));
+    }
+
+    /// <summary>Damage that qemu reads through: our bytes must be qemu's bytes.</summary>
+    public static IEnumerable<object[]> BenignNames => Benign.Keys.Select(k => new object[] { k });
+
+    private static readonly Dictionary<string, (string Base, Action<string, Layout> Damage)> Benign = new()
+    {
+        ["unknown_compatible_bit"] = ("v3", (p, l) => Put(p, 80, 8, 1UL << 7)),
+        ["unknown_autoclear_bit"] = ("v3", (p, l) => Put(p, 88, 8, 1UL << 9)),
+        ["dirty_bit"] = ("v3", (p, l) => Put(p, 72, 8, 1)),
+        ["unknown_header_extension"] = ("v3", (p, l) => Put(p, l.Extensions[0].Offset, 4, 0x12345678)),
+        ["deflate_longer_than_cluster"] = ("v3", (p, l) => MalformedCases.ReplaceStream(p, l, MalformedCases.Deflate(Filled(2 * l.ClusterSize, 0x66)))),
+        ["compressed_stream_cut_at_end_of_file"] = ("v3", (p, l) => { }),
+        ["xl2_partial_subclusters"] = ("xl2", (p, l) => { }),
+        ["refcounts_wrong"] = ("v3", (p, l) => Put(p, l.Named("refcount block").First().Offset, 2, 0)),
+    };
+
+    [SkippableTheory]
+    [MemberData(nameof(BenignNames))]
+    public void Damage_qemu_reads_through_reads_the_same_bytes(string name)
+    {
+        Qemu.Require();
+        var (kind, damage) = Benign[name];
+        using var dir = new TempDir("benign-");
+        string path = bases.CopyTo(kind, dir[$"{name}.qcow2"]);
+        damage(path, Layout.Of(path));
+        string before = Exerciser.Hash(path);
+
+        var outcome = Exerciser.Run(path);
+        Assert.True(outcome.Kind == OutcomeKind.Read, $"{name}: {outcome}");
+        string raw = dir["qemu.raw"];
+        Qemu.Img("convert", "-U", "-O", "raw", path, raw);
+        Assert.True(File.ReadAllBytes(raw).AsSpan().SequenceEqual(outcome.CurrentState), $"{name}: our read differs from qemu's");
+        Assert.Equal(before, Exerciser.Hash(path));
+    }
+
+    /// <summary>Asserts the CLI failed with one line that names <paramref name="file"/>, and no stack trace.</summary>
+    public static void AssertCliFails(ProcessResult r, string file)
+    {
+        Assert.True(r.ExitCode != 0, $"qcow exited 0: {r.StdOut}{r.StdErr}");
+        string err = r.StdErr.Trim();
+        Assert.False(err.Contains('\n'), $"more than one line on stderr:\n{err}");
+        Assert.StartsWith("qcow: ", err, StringComparison.Ordinal);
+        Assert.DoesNotContain("internal error", err, StringComparison.Ordinal);
+        Assert.Contains(file, err, StringComparison.Ordinal);
+    }
+
+    private static byte[] Filled(int length, byte value)
+    {
+        var b = new byte[length];
+        Array.Fill(b, value);
+        return b;
+    }
+}
