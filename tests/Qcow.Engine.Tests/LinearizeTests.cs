@@ -1,0 +1,205 @@
+using System.Text.Json;
+using Qcow.Engine.Chain;
+using Qcow.Engine.Operations;
+using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Engine.Views;
+
+namespace Qcow.Engine.Tests;
+
+/// <summary>
+/// The heart of the product: the seed chain imageA(sn0) -> imageB(sn0,sn1) -> imageC(sn0) linearized in one step,
+/// checked layer by layer against qemu-img's full export of each source state, and against the stock pipeline.
+/// </summary>
+public class LinearizeTests
+{
+    internal static readonly (string Image, string? Snapshot, string Layer)[] SeedStates =
+    [
+        ("imageA.qcow2", "sn0", "imageA_sn0.qcow2"),
+        ("imageA.qcow2", null, "imageA.qcow2"),
+        ("imageB.qcow2", "sn0", "imageB_sn0.qcow2"),
+        ("imageB.qcow2", "sn1", "imageB_sn1.qcow2"),
+        ("imageB.qcow2", null, "imageB.qcow2"),
+        ("imageC.qcow2", "sn0", "imageC_sn0.qcow2"),
+        ("imageC.qcow2", null, "imageC.qcow2"),
+    ];
+
+    /// <summary>qemu-img's full export of a source state.</summary>
+    internal static string Export(TempDir dir, string image, string? snapshot)
+    {
+        string output = dir[$"ref-{Path.GetFileNameWithoutExtension(image)}-{snapshot ?? "current"}.qcow2"];
+        if (!File.Exists(output))
+        {
+            var args = new List<string> { "convert", "-O", "qcow2" };
+            if (snapshot is not null) { args.Add("-l"); args.Add($"snapshot.name={snapshot}"); }
+            args.Add(dir[image]);
+            args.Add(output);
+            Qemu.Img(args.ToArray());
+        }
+        return output;
+    }
+
+    [SkippableFact]
+    public void Seed_chain_linearizes_into_seven_exact_layers()
+    {
+        Qemu.Require();
+        using var dir = new TempDir("lin");
+        string top = new ImageBuilder(dir, seed: 2013).SeedChain("64M");
+        var sources = Directory.GetFiles(dir.Path).ToDictionary(f => f, WriterTests.Sha);
+        string outDir = dir["out"];
+        var result = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir });
+
+        Assert.Equal(SeedStates.Select(s => s.Layer), result.Layers.Select(l => l.Layer.FileName));
+        for (int i = 0; i < SeedStates.Length; i++)
+        {
+            var (image, snapshot, layer) = SeedStates[i];
+            string path = Path.Combine(outDir, layer);
+            Qemu.AssertClean(path);
+            Qemu.AssertIdentical(Export(dir, image, snapshot), path);
+            var info = JsonDocument.Parse(Qemu.Img("info", "--output=json", path).StdOut).RootElement;
+            if (i == 0) Assert.False(info.TryGetProperty("backing-filename", out _));
+            else Assert.Equal(SeedStates[i - 1].Layer, info.GetProperty("backing-filename").GetString());
+        }
+
+        // chain.json lists the layers bottom-up with their facts.
+        var json = JsonDocument.Parse(File.ReadAllText(result.ChainJsonPath)).RootElement.GetProperty("layers");
+        Assert.Equal(7, json.GetArrayLength());
+        for (int i = 0; i < 7; i++)
+        {
+            var l = json[i];
+            Assert.Equal(SeedStates[i].Layer, l.GetProperty("file").GetString());
+            Assert.Equal(SeedStates[i].Image, l.GetProperty("sourceImage").GetString());
+            Assert.Equal(SeedStates[i].Snapshot, l.GetProperty("snapshot").GetString());
+            Assert.Equal(64L << 20, l.GetProperty("virtualSize").GetInt64());
+            Assert.Equal(WriterTests.Sha(Path.Combine(outDir, SeedStates[i].Layer)), l.GetProperty("sha256").GetString());
+        }
+
+        // Sources are never modified.
+        foreach (var (f, h) in sources) Assert.Equal(h, WriterTests.Sha(f));
+    }
+
+    [SkippableFact]
+    public void Layers_are_no_larger_than_the_stock_qemu_img_pipeline()
+    {
+        Qemu.Require();
+        using var dir = new TempDir("stock");
+        string top = new ImageBuilder(dir, seed: 77).SeedChain("32M");
+        var ours = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["ours"] });
+
+        // Stock: full export of every state, an empty overlay on it, safe rebase onto the full export below, then
+        // an unsafe rebase onto the layer below.
+        string stock = dir["stock"];
+        Directory.CreateDirectory(stock);
+        long stockTotal = 0;
+        for (int i = 0; i < SeedStates.Length; i++)
+        {
+            var (image, snapshot, layer) = SeedStates[i];
+            string full = Export(dir, image, snapshot);
+            string path = Path.Combine(stock, layer);
+            if (i == 0) File.Copy(full, path);
+            else
+            {
+                string fullBelow = Export(dir, SeedStates[i - 1].Image, SeedStates[i - 1].Snapshot);
+                Qemu.Img("create", "-q", "-f", "qcow2", "-b", full, "-F", "qcow2", path);
+                Qemu.Img("rebase", "-b", fullBelow, "-F", "qcow2", path);
+                Qemu.Img("rebase", "-u", "-b", SeedStates[i - 1].Layer, "-F", "qcow2", path);
+            }
+            stockTotal += new FileInfo(path).Length;
+        }
+        Qemu.AssertIdentical(Export(dir, "imageC.qcow2", null), Path.Combine(stock, "imageC.qcow2"));
+        long ourTotal = ours.Layers.Sum(l => new FileInfo(l.Path).Length);
+        Assert.True(ourTotal <= stockTotal, $"our layers {ourTotal} bytes, stock pipeline {stockTotal} bytes");
+    }
+
+    [SkippableFact]
+    public void Bytes_read_are_zero_for_unchanged_states_and_bounded_otherwise()
+    {
+        Qemu.Require();
+        using var dir = new TempDir("read");
+        var b = new ImageBuilder(dir, seed: 5);
+        string a = b.Create("imageA.qcow2", "32M");
+        b.Scatter(a, 32 << 20, 10, 1 << 20);
+        b.Snapshot(a, "sn0");                     // current == sn0
+        string c = b.Create("imageC.qcow2", "32M", backing: "imageA.qcow2");
+        b.Snapshot(c, "sn0");                     // sn0 == imageA's current
+        b.Scatter(c, 32 << 20, 6, 1 << 20);
+
+        var result = Linearizer.Run(new LinearizeRequest { TopImage = c, OutputFolder = dir["out"] });
+        var byName = result.Layers.ToDictionary(l => l.Layer.FileName);
+        Assert.Equal(0, byName["imageA.qcow2"].Stats!.BytesRead);
+        Assert.Equal(0, byName["imageC_sn0.qcow2"].Stats!.BytesRead);
+        Assert.Equal(0, byName["imageA.qcow2"].Stats!.DataClusters);
+
+        using var set = new ImageSet();
+        long Allocated(DiskView v)
+        {
+            long total = 0;
+            for (long off = 0; off < v.Size;)
+            {
+                var e = v.GetExtent(off, v.Size - off);
+                if (!e.ReadsAsZero) total += e.Length;
+                off += e.Length;
+            }
+            return total;
+        }
+        long bound = Allocated(set.View(c)) + Allocated(set.View(c, "sn0"));
+        long read = byName["imageC.qcow2"].Stats!.BytesRead;
+        Assert.True(read > 0 && read <= bound, $"read {read}, allocated data of both states {bound}");
+
+        var json = File.ReadAllText(result.ChainJsonPath);
+        Assert.Contains("\"bytesRead\": 0", json);
+    }
+
+    [SkippableFact]
+    public void Linearizing_twice_gives_identical_layers()
+    {
+        Qemu.Require();
+        using var dir = new TempDir("twice");
+        string top = new ImageBuilder(dir, seed: 12).SeedChain("16M");
+        var one = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["one"] });
+        var two = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = Path.Combine(dir["two"], "nested") });
+        Assert.Equal(one.Layers.Select(l => l.Sha256), two.Layers.Select(l => l.Sha256));
+        foreach (var (x, y) in one.Layers.Zip(two.Layers))
+            Assert.Equal(WriterTests.Sha(x.Path), WriterTests.Sha(y.Path));
+        Assert.Equal(File.ReadAllText(one.ChainJsonPath), File.ReadAllText(two.ChainJsonPath));
+    }
+
+    [SkippableFact]
+    public void Snapshot_filter_folds_skipped_states_into_the_next_layer()
+    {
+        Qemu.Require();
+        using var dir = new TempDir("filter");
+        string top = new ImageBuilder(dir, seed: 31).SeedChain("16M");
+        var result = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["out"], Snapshots = ["sn1"] });
+        Assert.Equal(["imageA.qcow2", "imageB_sn1.qcow2", "imageB.qcow2", "imageC.qcow2"], result.Layers.Select(l => l.Layer.FileName));
+        Qemu.AssertIdentical(Export(dir, "imageB.qcow2", "sn1"), Path.Combine(dir["out"], "imageB_sn1.qcow2"));
+        Qemu.AssertIdentical(dir["imageC.qcow2"], Path.Combine(dir["out"], "imageC.qcow2"));
+    }
+
+    [SkippableFact]
+    public void Errors_name_the_problem_and_leave_no_output()
+    {
+        Qemu.Require();
+        using var dir = new TempDir("err");
+        string top = new ImageBuilder(dir, seed: 1).SeedChain("8M");
+
+        var missingSnap = Assert.Throws<QcowException>(() => Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["o1"], Snapshots = ["nosuch"] }));
+        Assert.Contains("nosuch", missingSnap.Message);
+        Assert.Contains("imageB.qcow2:sn1", missingSnap.Message);
+        Assert.False(Directory.Exists(dir["o1"]));
+
+        var clash = Assert.Throws<QcowException>(() => Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir.Path }));
+        Assert.Contains("never modified", clash.Message);
+
+        var cli = QcowCli.Run("linearize", "--snapshots", "nosuch", top, dir["o2"]);
+        Assert.NotEqual(0, cli.ExitCode);
+        Assert.StartsWith("qcow: ", cli.StdErr);
+        Assert.Single(cli.StdErr.TrimEnd().Split('\n'));
+
+        File.Move(dir["imageB.qcow2"], dir["moved.qcow2"]);
+        var missing = Assert.Throws<QcowException>(() => Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["o3"] }));
+        Assert.Contains("imageB.qcow2", missing.Message);
+        Assert.Contains("not found", missing.Message);
+        Assert.Contains("chain:", missing.Message);
+        Assert.False(Directory.Exists(dir["o3"]));
+    }
+}
