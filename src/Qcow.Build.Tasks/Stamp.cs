@@ -1,0 +1,78 @@
+using System.Reflection;
+using System.Security.Cryptography;
+using System.Text;
+using Qcow.Engine.Operations;
+
+namespace Qcow.Build.Tasks;
+
+/// <summary>
+/// An input stamp: text naming everything an output depends on that timestamps alone cannot show (options, item
+/// metadata, engine version) plus the size and time of every input file. It is rewritten only when its text
+/// changes, so its timestamp is the time its output went out of date; it is the Inputs of the work targets.
+/// </summary>
+internal sealed class Stamp
+{
+    private readonly StringBuilder _text = new();
+
+    /// <summary>Versions of the engine and the tasks (module ids change with every change of code).</summary>
+    public static string Versions { get; } =
+        $"engine={Describe(typeof(Linearizer).Assembly)}\ntasks={Describe(typeof(Stamp).Assembly)}";
+
+    public Stamp(string what)
+    {
+        _text.Append("# Qcow.Build.Sdk input stamp: when this text changes, ").Append(what).Append(" is rebuilt.\n");
+        _text.Append(Versions).Append('\n');
+    }
+
+    /// <summary>Adds a key and value.</summary>
+    public Stamp Add(string key, string? value)
+    {
+        _text.Append(key).Append('=').Append(value ?? "").Append('\n');
+        return this;
+    }
+
+    /// <summary>Adds input files with their size and last write time.</summary>
+    public Stamp Files(IEnumerable<string> files)
+    {
+        foreach (var f in files)
+        {
+            var info = new FileInfo(f);
+            _text.Append("input=").Append(f).Append('|');
+            if (info.Exists) _text.Append(info.Length).Append('|').Append(info.LastWriteTimeUtc.Ticks);
+            else _text.Append("missing");
+            _text.Append('\n');
+        }
+        return this;
+    }
+
+    /// <summary>The stamp's text.</summary>
+    public override string ToString() => _text.ToString();
+
+    /// <summary>Whether the file at <paramref name="path"/> already holds this text.</summary>
+    public bool IsCurrent(string path)
+    {
+        try
+        {
+            return File.Exists(path) && File.ReadAllText(path) == ToString();
+        }
+        catch (IOException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>Writes the text (through a temporary file and a rename, so a killed build leaves the old text or the new).</summary>
+    public void Write(string path)
+    {
+        Directory.CreateDirectory(Path.GetDirectoryName(path)!);
+        string temp = $"{path}.{Environment.ProcessId}.tmp";
+        File.WriteAllText(temp, ToString());
+        File.Move(temp, path, overwrite: true);
+    }
+
+    /// <summary>A short stable id of a text (file-name safe).</summary>
+    public static string Id(string text) => Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)))[..12];
+
+    private static string Describe(Assembly a) =>
+        $"{a.GetName().Name} {a.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion} {a.ManifestModule.ModuleVersionId}";
+}

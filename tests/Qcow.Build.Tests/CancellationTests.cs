@@ -1,0 +1,63 @@
+using System.Diagnostics;
+using Microsoft.Build.Utilities;
+using Qcow.Build.Tasks;
+using Qcow.Build.Tests.Support;
+using Qcow.Engine.Tests.Infrastructure;
+
+namespace Qcow.Build.Tests;
+
+/// <summary>The tasks run directly: cancellation (ICancelableTask) mid-write leaves no output and no temporary.</summary>
+public sealed class CancellationTests : IDisposable
+{
+    private readonly TempDir _dir = new("cancel");
+
+    /// <summary>A 256 MiB image with 64 MiB of data: long enough to be cancelled mid-write.</summary>
+    private string BigImage()
+    {
+        Qemu.Require();
+        var b = new ImageBuilder(_dir, seed: 9);
+        string img = b.Create("big.qcow2", "256M");
+        for (int i = 0; i < 8; i++) b.WriteRandom(img, i * (32L << 20), 8L << 20);
+        return img;
+    }
+
+    [SkippableFact]
+    public void ConvertQcowSnapshot_cancelled_at_its_first_progress_report_stops_and_leaves_nothing()
+    {
+        string img = BigImage();
+        var engine = new FakeBuildEngine(_dir["p.imgproj"]);
+        var task = new ConvertQcowSnapshot { BuildEngine = engine, Source = new TaskItem(img), Output = _dir["out/big-export.qcow2"], ClusterSize = "4k" };
+        var clock = new Stopwatch();
+        engine.OnMessage = m => { if (m.Contains('%', StringComparison.Ordinal) && !clock.IsRunning) { clock.Start(); task.Cancel(); } };
+
+        Assert.False(task.Execute());
+        clock.Stop();
+        var e = Assert.Single(engine.Errors);
+        Assert.Equal("QCOW0007", e.Code);
+        Assert.Equal(_dir["out/big-export.qcow2"], e.File);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"stopped {clock.Elapsed} after the cancel");
+        Assert.Empty(Directory.EnumerateFileSystemEntries(_dir["out"]));
+    }
+
+    [SkippableFact]
+    public void LinearizeQcowChain_cancelled_mid_chain_leaves_only_complete_layers_and_no_chain_json()
+    {
+        string img = BigImage();
+        Qemu.Img("snapshot", "-c", "s1", img);
+        new ImageBuilder(_dir, seed: 10).WriteRandom(img, 100L << 20, 8L << 20);
+        var engine = new FakeBuildEngine(_dir["p.imgproj"]);
+        var chain = new TaskItem(img);
+        chain.SetMetadata("OutputDir", _dir["layers"]);
+        chain.SetMetadata("ClusterSize", "4096");
+        var task = new LinearizeQcowChain { BuildEngine = engine, Chain = chain };
+        // Cancel while the second layer (big.qcow2, after big_s1.qcow2) is being written.
+        engine.OnMessage = m => { if (m.StartsWith("  big.qcow2: ", StringComparison.Ordinal)) task.Cancel(); };
+
+        Assert.False(task.Execute());
+        Assert.Equal("QCOW0007", Assert.Single(engine.Errors).Code);
+        Assert.Equal(["big_s1.qcow2"], Directory.EnumerateFileSystemEntries(_dir["layers"]).Select(Path.GetFileName));
+        Qemu.AssertClean(_dir["layers/big_s1.qcow2"]);
+    }
+
+    public void Dispose() => _dir.Dispose();
+}

@@ -1,0 +1,151 @@
+using Qcow.Build.Tests.Support;
+using Qcow.Engine.Tests.Infrastructure;
+
+namespace Qcow.Build.Tests;
+
+/// <summary>In-process builds: QcowSnapshot exports, ProjectReference consumers, diagnostics.</summary>
+[Collection(SeedCollection.Name)]
+public sealed class ItemTests(SeedChain seed) : IDisposable
+{
+    private readonly TempDir _dir = new("items");
+
+    private static void AssertBuilt(BuildOutcome b) => Assert.True(b.Success, b.Log.Text);
+
+    [SkippableFact]
+    public void QcowSnapshot_exports_a_state_and_a_diff_against_a_base_snapshot()
+    {
+        seed.CopyTo(_dir["images"]);
+        var p = new ImgProject(_dir.Path, """
+            <ItemGroup>
+              <QcowSnapshot Include="images/imageB.qcow2" Snapshot="sn0" OutputFile="exports/b-sn0.qcow2" />
+              <QcowSnapshot Include="images/imageB.qcow2" Snapshot="sn1" DiffBaseSnapshot="sn0" BackingFile="b-sn0.qcow2" OutputFile="exports/b-sn1-diff.qcow2" ClusterSize="4k" />
+              <QcowSnapshot Include="images/imageC.qcow2" />
+            </ItemGroup>
+            """);
+        var b = p.Build("Build;GetQcowImages");
+        AssertBuilt(b);
+        string full = _dir["exports/b-sn0.qcow2"], diff = _dir["exports/b-sn1-diff.qcow2"];
+        Qemu.AssertIdentical(seed.Export("imageB.qcow2", "sn0"), full);
+        Qemu.AssertIdentical(seed.Export("imageB.qcow2", "sn1"), diff);
+        Qemu.AssertIdentical(seed.Export("imageC.qcow2", null), p.Out("imageC.qcow2"));
+        string info = Qemu.Img("info", "--output=json", diff).StdOut;
+        Assert.Contains("\"backing-filename\": \"b-sn0.qcow2\"", info, StringComparison.Ordinal);
+        Assert.Contains("\"cluster-size\": 4096", info, StringComparison.Ordinal);
+        Assert.True(new FileInfo(diff).Length < new FileInfo(full).Length);
+        Assert.Equal(3, b.Items("GetQcowImages").Length);
+
+        var times = new[] { full, diff, p.Out("imageC.qcow2") }.Select(f => File.GetLastWriteTimeUtc(f)).ToList();
+        var again = p.Build();
+        Assert.True(again.Skipped("QcowConvert"), again.Log.Text);
+        Assert.Equal(times, new[] { full, diff, p.Out("imageC.qcow2") }.Select(f => File.GetLastWriteTimeUtc(f)));
+
+        // Touching imageA (below every source) re-exports all three.
+        SeedChain.Touch(_dir["images/imageA.qcow2"]);
+        AssertBuilt(p.Build());
+        Assert.All(new[] { full, diff, p.Out("imageC.qcow2") }.Zip(times), t => Assert.NotEqual(t.Second, File.GetLastWriteTimeUtc(t.First)));
+    }
+
+    [SkippableFact]
+    public void A_project_consumes_another_imgproj_images_through_ProjectReference()
+    {
+        seed.CopyTo(_dir["producer/images"]);
+        var producer = new ImgProject(_dir["producer"], """<ItemGroup><QcowChain Include="images/imageC.qcow2" /></ItemGroup>""", "producer.imgproj");
+        Directory.CreateDirectory(_dir["consumer"]);
+        var consumer = new ImgProject(_dir["consumer"], """
+            <ItemGroup>
+              <ProjectReference Include="../producer/producer.imgproj" />
+            </ItemGroup>
+            <!-- Flatten the producer's top layer into one standalone image (clearing the layer's Snapshot and BackingFile metadata, which QcowSnapshot would take as its own). -->
+            <Target Name="FlattenTop" BeforeTargets="QcowResolveSnapshots" DependsOnTargets="QcowResolveReferencedImages">
+              <ItemGroup>
+                <QcowSnapshot Include="@(QcowReferencedImage)" Condition="'%(QcowReferencedImage.LayerName)' == 'imageC.qcow2'" OutputFile="$(OutDir)flat.qcow2" Snapshot="" BackingFile="" />
+              </ItemGroup>
+            </Target>
+            """, "consumer.imgproj");
+        producer.Build("Restore");
+        var b = consumer.Build();
+        AssertBuilt(b);
+        Assert.True(File.Exists(producer.Out("chain.json")));
+        string flat = consumer.Out("flat.qcow2");
+        Qemu.AssertIdentical(seed.Export("imageC.qcow2", null), flat);
+        Assert.DoesNotContain("backing-filename", Qemu.Img("info", "--output=json", flat).StdOut, StringComparison.Ordinal);
+
+        var again = consumer.Build();
+        AssertBuilt(again);
+        Assert.True(again.Skipped("QcowConvert"), again.Log.Text);
+    }
+
+    [Fact]
+    public void A_missing_source_image_is_error_QCOW0001_naming_it()
+    {
+        var p = new ImgProject(_dir.Path, """
+            <ItemGroup>
+              <QcowChain Include="images/missing.qcow2" />
+              <QcowSnapshot Include="images/gone.qcow2" />
+            </ItemGroup>
+            """);
+        var b = p.Build();
+        Assert.False(b.Success);
+        var e = Assert.Single(b.Log.Errors, e => e.Code == "QCOW0001");
+        Assert.Equal(_dir["images/missing.qcow2"], e.File);
+        Assert.Contains(_dir["images/missing.qcow2"], e.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(p.OutDir) && Directory.EnumerateFiles(p.OutDir).Any());
+    }
+
+    [Fact]
+    public void An_invalid_option_is_error_QCOW0004_naming_the_project()
+    {
+        File.WriteAllBytes(_dir["top.qcow2"], []);
+        var p = new ImgProject(_dir.Path, """<ItemGroup><QcowChain Include="top.qcow2" /></ItemGroup>""");
+        var b = p.Build(properties: new Dictionary<string, string> { ["QcowClusterSize"] = "3000" });
+        Assert.False(b.Success);
+        var e = Assert.Single(b.Log.Errors);
+        Assert.Equal("QCOW0004", e.Code);
+        Assert.Equal(p.Path, e.File);
+        Assert.Contains("cluster_size", e.Message, StringComparison.Ordinal);
+
+        b = p.Build(properties: new Dictionary<string, string> { ["QcowCompression"] = "lz4" });
+        Assert.Equal("QCOW0004", Assert.Single(b.Log.Errors).Code);
+    }
+
+    [SkippableFact]
+    public void A_missing_backing_file_is_error_QCOW0002_naming_the_image_and_the_file()
+    {
+        seed.CopyTo(_dir["images"]);
+        File.Delete(_dir["images/imageA.qcow2"]);
+        var p = new ImgProject(_dir.Path, """<ItemGroup><QcowChain Include="images/imageC.qcow2" /></ItemGroup>""");
+        var b = p.Build();
+        Assert.False(b.Success);
+        var e = Assert.Single(b.Log.Errors);
+        Assert.Equal("QCOW0002", e.Code);
+        Assert.Equal(_dir["images/imageB.qcow2"], e.File);
+        Assert.Contains("imageA.qcow2", e.Message, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public void Two_chains_writing_the_same_files_is_error_QCOW0005()
+    {
+        seed.CopyTo(_dir["images"]);
+        var p = new ImgProject(_dir.Path, """
+            <ItemGroup>
+              <QcowChain Include="images/imageC.qcow2" />
+              <QcowChain Include="images/imageB.qcow2" />
+            </ItemGroup>
+            """);
+        var b = p.Build();
+        Assert.False(b.Success);
+        Assert.Contains(b.Log.Errors, e => e.Code == "QCOW0005" && e.File == p.Path && e.Message!.Contains("imageA_sn0.qcow2", StringComparison.Ordinal));
+
+        p.Write("""
+            <ItemGroup>
+              <QcowChain Include="images/imageC.qcow2" />
+              <QcowChain Include="images/imageB.qcow2" OutputDir="$(OutDir)b/" />
+            </ItemGroup>
+            """);
+        AssertBuilt(p.Build());
+        seed.AssertLayersCorrect(p.OutDir);
+        seed.AssertLayersCorrect(Path.Combine(p.OutDir, "b"), ["imageA_sn0.qcow2", "imageA.qcow2", "imageB_sn0.qcow2", "imageB_sn1.qcow2", "imageB.qcow2"]);
+    }
+
+    public void Dispose() => _dir.Dispose();
+}
