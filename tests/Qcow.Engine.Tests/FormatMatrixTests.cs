@@ -14,7 +14,7 @@ public class FormatMatrixTests
     public static TheoryData<string> Shapes => new()
     {
         "cluster512", "cluster4k", "cluster64k", "cluster2m", "compat010", "zlib", "zstd", "extendedl2",
-        "refcount1", "refcount64", "overlay-qcow2", "overlay-raw", "resize",
+        "refcount1", "refcount64", "overlay-qcow2", "overlay-raw", "resize", "datafile", "datafile-raw",
     };
 
     /// <summary>Builds the image for <paramref name="shape"/>; returns the path of the image to read.</summary>
@@ -30,6 +30,17 @@ public class FormatMatrixTests
             case "cluster2m": return WithSnapshots(b, b.Create("img.qcow2", size, "cluster_size=2M"), bytes);
             case "compat010": return WithSnapshots(b, b.Create("img.qcow2", size, "compat=0.10"), bytes);
             case "extendedl2": return WithSnapshots(b, b.Create("img.qcow2", size, "extended_l2=on,cluster_size=64k"), bytes);
+            case "datafile":
+            case "datafile-raw":
+            {
+                // qemu cannot snapshot images with an external data file; the data lives in data.raw.
+                // qemu-img create takes the data file name relative to its working folder: give it in full.
+                string data = b.Dir["data.raw"];
+                string opts = shape == "datafile" ? $"data_file={data}" : $"data_file={data},data_file_raw=on";
+                string img = b.Create("img.qcow2", size, opts);
+                b.Scatter(img, bytes, 10, 1 << 20);
+                return img;
+            }
             case "refcount1":
             {
                 // One-bit refcounts cannot share clusters, so qemu refuses snapshots: use an overlay instead.
@@ -100,7 +111,7 @@ public class FormatMatrixTests
         string image = Build(b, shape);
         using var opened = QcowImage.Open(image);
         var states = opened.Snapshots.Select(s => s.Name).Append(null).ToList();
-        Assert.True(states.Count >= 2 || shape == "refcount1", "fixture should have snapshots");
+        Assert.True(states.Count >= 2 || shape is "refcount1" or "datafile" or "datafile-raw", "fixture should have snapshots");
         foreach (var state in states)
         {
             string ours = dir[$"ours-{state ?? "current"}.qcow2"];

@@ -31,12 +31,25 @@ public readonly struct L2Entry
     public const ulong ReservedMask = 0x3f00_0000_0000_01feUL;
 
     /// <summary>Creates an entry from its raw words.</summary>
-    public L2Entry(ulong word, ulong bitmap, bool extended)
+    /// <param name="word">The first 64-bit word.</param>
+    /// <param name="bitmap">The subcluster bitmap (extended entries).</param>
+    /// <param name="extended">True for 16-byte entries.</param>
+    /// <param name="externalData">
+    /// True when data lives in an external data file, where host offset 0 is a real offset: there the copied flag
+    /// tells an allocated cluster at offset 0 from an unallocated one (all such clusters have refcount 1).
+    /// </param>
+    public L2Entry(ulong word, ulong bitmap, bool extended, bool externalData = false)
     {
         Word = word;
         Bitmap = bitmap;
         Extended = extended;
+        ExternalData = externalData;
     }
+
+    /// <summary>True when host offsets point into an external data file.</summary>
+    public bool ExternalData { get; }
+
+    private bool Allocated => HostOffset != 0 || ExternalData && (Word & CopiedFlag) != 0;
 
     /// <summary>The first (or only) 64-bit word.</summary>
     public ulong Word { get; }
@@ -59,7 +72,7 @@ public readonly struct L2Entry
             if (!Extended)
             {
                 if ((Word & ZeroFlag) != 0) return ClusterKind.Zero;
-                return HostOffset == 0 ? ClusterKind.Unallocated : ClusterKind.Normal;
+                return Allocated ? ClusterKind.Normal : ClusterKind.Unallocated;
             }
             uint alloc = (uint)Bitmap;
             uint zero = (uint)(Bitmap >> 32);

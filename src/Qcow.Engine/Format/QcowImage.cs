@@ -125,7 +125,8 @@ public sealed class QcowImage : IDisposable
             throw new QcowFormatException(Path, $"L1 entry {l2Index}", $"L2 table offset 0x{l2Offset:x} lies in the {owner}");
         var table = _l2Cache.Get(File, l2Offset, Header.ClusterSize);
         int i = (int)(guestCluster % Header.L2Entries);
-        var entry = Header.ExtendedL2 ? new L2Entry(table[2 * i], table[2 * i + 1], true) : new L2Entry(table[i], 0, false);
+        bool external = NeedsDataFile;
+        var entry = Header.ExtendedL2 ? new L2Entry(table[2 * i], table[2 * i + 1], true, external) : new L2Entry(table[i], 0, false, external);
         if (entry.Word != 0 || entry.Bitmap != 0)
         {
             if (entry.Problem(Header.Version, Header.ClusterSize) is { } problem)

@@ -126,7 +126,7 @@ public static class CheckOperation
                 {
                     ulong word = BigEndian.U64(raw, j * size);
                     ulong bitmap = size == 16 ? BigEndian.U64(raw, j * size + 8) : 0;
-                    var e = new L2Entry(word, bitmap, size == 16);
+                    var e = new L2Entry(word, bitmap, size == 16, image.NeedsDataFile);
                     if (word == 0 && bitmap == 0) continue;
                     long guest = ((long)i * _h.L2Entries + j) * cs;
                     if (e.Problem(_h.Version, cs) is { } problem)
@@ -145,6 +145,12 @@ public static class CheckOperation
                         continue;
                     }
                     ulong host = e.HostOffset;
+                    // Clusters in an external data file are not refcounted in the image (all have refcount 1).
+                    if (image.NeedsDataFile)
+                    {
+                        if (active && (e.Kind is ClusterKind.Normal or ClusterKind.Mixed || host != 0)) _allocated++;
+                        continue;
+                    }
                     if (host == 0) continue;
                     if (active)
                     {

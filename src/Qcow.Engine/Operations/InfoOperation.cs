@@ -48,10 +48,10 @@ public static class InfoOperation
             var img = link.Image;
             list.Add(new ImageInfo
             {
-                FileName = link.Path,
+                FileName = i == 0 ? path : link.Path,
                 Format = link.Format,
                 VirtualSize = link.VirtualSize,
-                ActualSize = link.FileLength,
+                ActualSize = (link.Image?.File ?? link.RawFile)!.AllocatedSize ?? link.FileLength,
                 ClusterSize = img?.Header.ClusterSize,
                 BackingFilename = link.BackingName,
                 FullBackingFilename = i + 1 < chain.Count ? chain[i + 1].Path : link.BackingName is { } n ? Path.GetFullPath(Path.Combine(Path.GetDirectoryName(link.Path)!, n)) : null,

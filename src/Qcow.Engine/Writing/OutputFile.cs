@@ -16,15 +16,15 @@ public sealed class OutputFile : IDisposable
     {
         TargetPath = target;
         TempPath = temp;
-        Stream = stream;
+        Stream = new OutputStream(stream, target);
     }
 
     /// <summary>The final path.</summary>
     public string TargetPath { get; }
     /// <summary>The temporary file being written.</summary>
     public string TempPath { get; }
-    /// <summary>The stream over the temporary file.</summary>
-    public FileStream Stream { get; }
+    /// <summary>The stream over the temporary file; its write errors are <see cref="QcowException"/>s naming the target.</summary>
+    public OutputStream Stream { get; }
 
     /// <summary>Creates the temporary file for <paramref name="target"/> (its folder is created if needed).</summary>
     public static OutputFile Create(string target)
@@ -51,12 +51,26 @@ public sealed class OutputFile : IDisposable
     {
         try
         {
-            Stream.Flush(flushToDisk: true);
+            Stream.Flush();
             string? sha = null;
             if (computeSha256)
             {
-                Stream.Position = 0;
-                sha = Convert.ToHexStringLower(SHA256.HashData(Stream));
+                // Hash the bytes back from the page cache while the disk takes them: fsync waits on the device,
+                // hashing on the CPU, so doing both at once costs the longer of the two instead of their sum.
+                var handle = Stream.SafeFileHandle;
+                var sync = Task.Run(() => RandomAccess.FlushToDisk(handle));
+                try
+                {
+                    sha = HashFile(handle);
+                }
+                finally
+                {
+                    sync.GetAwaiter().GetResult();
+                }
+            }
+            else
+            {
+                Stream.Flush(flushToDisk: true);
             }
             Stream.Dispose();
             File.Move(TempPath, TargetPath, overwrite: true);
@@ -69,10 +83,43 @@ public sealed class OutputFile : IDisposable
         }
     }
 
+    /// <summary>SHA-256 (hex) of the whole file behind <paramref name="handle"/>, read with large positional reads.</summary>
+    internal static string HashFile(Microsoft.Win32.SafeHandles.SafeFileHandle handle)
+    {
+        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(HashBlock);
+        try
+        {
+            long offset = 0;
+            while (true)
+            {
+                int n = RandomAccess.Read(handle, buffer.AsSpan(0, HashBlock), offset);
+                if (n <= 0) break;
+                hash.AppendData(buffer, 0, n);
+                offset += n;
+            }
+        }
+        finally
+        {
+            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
+        }
+        return Convert.ToHexStringLower(hash.GetHashAndReset());
+    }
+
+    private const int HashBlock = 1 << 20;
+
     /// <summary>Removes the temporary file unless it was committed.</summary>
     public void Dispose()
     {
-        Stream.Dispose();
+        try
+        {
+            Stream.Dispose();
+        }
+        catch (Exception e) when (!_committed && e is IOException or QcowException)
+        {
+            // Abandoned: disposing retries the buffered bytes a full disk refused. They are not wanted, and that
+            // second failure must not hide the first one or keep the temporary file.
+        }
         if (!_committed)
         {
             try { File.Delete(TempPath); } catch (IOException) { } catch (UnauthorizedAccessException) { }
