@@ -96,6 +96,11 @@ public class WriterTests
         Assert.Contains("\"backing-filename-format\": \"qcow2\"", info);
         Qemu.AssertClean(topOut);
         Qemu.AssertIdentical(img, topOut);
+        // An absolute -B is stored relative to the output's folder.
+        string abs = Path.Combine(outDir, "abs.qcow2");
+        ConvertOperation.Run(new ConvertRequest { Source = img, Output = abs, Diff = new DiffBase("s1"), BackingFile = baseOut });
+        Assert.Contains("\"backing-filename\": \"img_s1.qcow2\"", Qemu.Img("info", "--output=json", abs).StdOut);
+
         // The export folder can move.
         string moved = dir["moved"];
         Directory.Move(outDir, moved);

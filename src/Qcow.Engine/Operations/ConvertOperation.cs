@@ -88,10 +88,14 @@ public static class ConvertOperation
         if (request.BackingFile is not null)
             OutputGuard.RefuseBackingIsOutput(request.Output, request.BackingFile);
 
+        // Store the backing file relative to the output's folder, so an export folder can be moved as a whole.
+        string? backingName = request.BackingFile is { } bf && Path.IsPathRooted(bf)
+            ? Path.GetRelativePath(Path.GetDirectoryName(Path.GetFullPath(request.Output))!, bf).Replace('\\', '/')
+            : request.BackingFile;
         var output = OutputFile.Create(request.Output);
         using IClusterSink sink = request.OutputFormat == "raw"
             ? new RawWriter(output, top.Size, request.Options)
-            : new QcowWriter(output, top.Size, request.Options, request.BackingFile,
+            : new QcowWriter(output, top.Size, request.Options, backingName,
                 request.BackingFile is null ? null : request.BackingFormat ?? "qcow2");
         var stats = DiffWriter.Write(top, below, sink, Path.GetFileName(request.Output), progress, cancel);
         string? sha = sink.Commit(request.ComputeSha256);
