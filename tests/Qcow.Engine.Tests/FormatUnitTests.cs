@@ -21,7 +21,7 @@ public class FormatUnitTests
     {
         string path = dir["sample.qcow2"];
         int cs = options.ClusterSize;
-        using var writer = new QcowWriter(OutputFile.Create(path), 8L * cs + 100, options, backing, backing is null ? null : "qcow2");
+        using var writer = new QcowWriter(OutputFile.Create(path), 8L * cs + 512, options, backing, backing is null ? null : "qcow2");
         writer.AddData(0, Pattern(cs, 1));
         writer.AddZero(2);
         var compressible = new byte[cs];
@@ -49,7 +49,7 @@ public class FormatUnitTests
         var h = image.Header;
         Assert.Equal(version, h.Version);
         Assert.Equal(clusterSize, h.ClusterSize);
-        Assert.Equal(8L * clusterSize + 100, (long)h.Size);
+        Assert.Equal(8L * clusterSize + 512, (long)h.Size);
         Assert.Equal(4, h.RefcountOrder);
         Assert.Equal(type, h.CompressionType);
         Assert.Equal(ClusterKind.Normal, image.Lookup(image.ActiveL1, 0).Kind);
