@@ -40,6 +40,9 @@ public sealed class ResolveQcowInputs : QcowTask
     /// <summary>Default allowed backing paths (QcowAllowedBackingPaths).</summary>
     public string? DefaultAllowedBackingPaths { get; set; }
 
+    /// <summary>Stamp input files by content (SHA-256) instead of size and time (QcowHashInputs).</summary>
+    public bool HashInputs { get; set; }
+
     /// <summary>The chains with every setting resolved (full paths, canonical options, ChainId, ChainJson).</summary>
     [Output] public ITaskItem[] ResolvedChains { get; private set; } = [];
 
@@ -165,13 +168,10 @@ public sealed class ResolveQcowInputs : QcowTask
             var stamp = new Stamp(output).Add("common", common)
                 .Add("layer", layer.FileName).Add("backing", layer.BackingFileName).Add("source", layer.SourceImage)
                 .Add("snapshot", layer.Snapshot).Add("virtualSize", layer.VirtualSize.ToString(System.Globalization.CultureInfo.InvariantCulture))
-                .Files(plan.DependenciesByImage[layer.SourceImage]);
+                .Files(plan.DependenciesByImage[layer.SourceImage], HashInputs);
             var w = WriteStamp(Path.Combine(stampDir, layer.FileName + ".stamp"), stamp);
             if (w is null) continue;
-            w.SetMetadata("Kind", "Layer");
-            w.SetMetadata("OutputFile", output);
-            w.SetMetadata("ChainId", chainId);
-            w.SetMetadata("Chain", top);
+            ChainMetadata(w, "Layer", output, chainId, top);
             w.SetMetadata("SourceImage", layer.SourceImage);
             w.SetMetadata("Snapshot", layer.Snapshot ?? "");
             w.SetMetadata("BackingFile", layer.BackingFileName ?? "");
@@ -181,14 +181,19 @@ public sealed class ResolveQcowInputs : QcowTask
         if (!ClaimOutput(chainJson, $"QcowChain {item.ItemSpec}", item)) return;
         var manifest = new Stamp(chainJson).Add("common", common)
             .Add("layers", string.Join(";", plan.Layers.Select(l => l.FileName)))
-            .Files(plan.InputFiles);
+            .Files(plan.InputFiles, HashInputs);
         var m = WriteStamp(Path.Combine(stampDir, Linearizer.ChainJsonName + ".stamp"), manifest);
         if (m is null) return;
-        m.SetMetadata("Kind", "Manifest");
-        m.SetMetadata("OutputFile", chainJson);
-        m.SetMetadata("ChainId", chainId);
-        m.SetMetadata("Chain", top);
+        ChainMetadata(m, "Manifest", chainJson, chainId, top);
         work.Add(m);
+    }
+
+    private static void ChainMetadata(TaskItem item, string kind, string output, string chainId, string top)
+    {
+        item.SetMetadata("Kind", kind);
+        item.SetMetadata("OutputFile", output);
+        item.SetMetadata("ChainId", chainId);
+        item.SetMetadata("Chain", top);
     }
 
     private void ResolveSnapshot(ITaskItem item, List<ITaskItem> work)
@@ -243,7 +248,7 @@ public sealed class ResolveQcowInputs : QcowTask
             .Add("diffBaseSnapshot", diffSnapshot).Add("diffBaseImage", diffImageFull)
             .Add("backing", backing).Add("backingFormat", backingFormat).Add("format", format)
             .Add("options", Settings.Describe(options)).Add("allowed", string.Join(";", allowed))
-            .Files(files.Distinct(StringComparer.Ordinal));
+            .Files(files.Distinct(StringComparer.Ordinal), HashInputs);
         var w = WriteStamp(Path.Combine(Full(StampDirectory), "snapshots", $"{Path.GetFileName(output)}-{Stamp.Id(output)}.stamp"), stamp);
         if (w is null) return;
         item.CopyMetadataTo(w);

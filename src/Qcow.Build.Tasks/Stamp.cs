@@ -31,18 +31,36 @@ internal sealed class Stamp
         return this;
     }
 
-    /// <summary>Adds input files with their size and last write time.</summary>
-    public Stamp Files(IEnumerable<string> files)
+    /// <summary>
+    /// Adds input files with their size and last write time, or with their SHA-256 when <paramref name="hash"/> (for
+    /// CI, where a checkout gives every file a new time but the same content).
+    /// </summary>
+    public Stamp Files(IEnumerable<string> files, bool hash)
     {
         foreach (var f in files)
         {
             var info = new FileInfo(f);
             _text.Append("input=").Append(f).Append('|');
-            if (info.Exists) _text.Append(info.Length).Append('|').Append(info.LastWriteTimeUtc.Ticks);
-            else _text.Append("missing");
+            if (!info.Exists) _text.Append("missing");
+            else if (hash) _text.Append(info.Length).Append("|sha256:").Append(Hash(f));
+            else _text.Append(info.Length).Append('|').Append(info.LastWriteTimeUtc.Ticks);
             _text.Append('\n');
         }
         return this;
+    }
+
+    private static readonly Dictionary<string, (long Size, long Time, string Sha)> s_hashes = [];
+
+    /// <summary>SHA-256 of a file, remembered by size and time within the process (a chain's files appear in many stamps).</summary>
+    private static string Hash(string path)
+    {
+        var info = new FileInfo(path);
+        lock (s_hashes)
+            if (s_hashes.TryGetValue(path, out var h) && h.Size == info.Length && h.Time == info.LastWriteTimeUtc.Ticks) return h.Sha;
+        using var s = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
+        string sha = Convert.ToHexStringLower(SHA256.HashData(s));
+        lock (s_hashes) s_hashes[path] = (info.Length, info.LastWriteTimeUtc.Ticks, sha);
+        return sha;
     }
 
     /// <summary>The stamp's text.</summary>

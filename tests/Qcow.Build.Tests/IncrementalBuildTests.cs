@@ -197,5 +197,30 @@ public sealed class IncrementalBuildTests(SeedChain seed) : IDisposable
         seed.AssertLayersCorrect(p.OutDir);
         Assert.True(p.Build(question: true).Success);
     }
+    [SkippableFact]
+    public void With_QcowHashInputs_a_touch_alone_rebuilds_nothing_but_a_content_change_does()
+    {
+        var p = Project();
+        var hash = new Dictionary<string, string> { ["QcowHashInputs"] = "true" };
+        AssertBuilt(p.Build(properties: hash));
+        var before = SeedChain.Times(p.OutDir);
+
+        // A checkout or cache restore gives files new times, not new content.
+        SeedChain.Touch(_dir["images/imageB.qcow2"]);
+        var b = p.Build(properties: hash);
+        AssertBuilt(b);
+        Assert.True(b.Skipped("QcowLinearize"), b.Log.Text);
+        Assert.Equal(before, SeedChain.Times(p.OutDir));
+
+        // New content in imageC (a qemu-io write) rebuilds imageC's layers only.
+        Qemu.Io(_dir["images/imageC.qcow2"], "write -q -P 0x5a 0 64k");
+        AssertBuilt(p.Build(properties: hash));
+        var after = SeedChain.Times(p.OutDir);
+        foreach (var f in ALayers.Concat(BLayers)) Assert.Equal(before[f], after[f]);
+        foreach (var f in CLayers) Assert.NotEqual(before[f], after[f]);
+        Qemu.Img("convert", "-O", "qcow2", _dir["images/imageC.qcow2"], _dir["c-now.qcow2"]);
+        Qemu.AssertIdentical(_dir["c-now.qcow2"], p.Out("imageC.qcow2"));
+    }
+
     public void Dispose() => _dir.Dispose();
 }

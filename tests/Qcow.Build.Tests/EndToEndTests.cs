@@ -1,0 +1,151 @@
+using System.Diagnostics;
+using Qcow.Build.Tests.Support;
+using Qcow.Engine.Tests.Infrastructure;
+
+namespace Qcow.Build.Tests;
+
+/// <summary>
+/// The packed SDK used as a user uses it: a temporary project folder with global.json (msbuild-sdks), a cleared
+/// nuget.config with the test feed and its own packages folder, built with <c>dotnet build -nodeReuse:false</c>.
+/// Few scenarios, many assertions each: every child build costs seconds.
+/// </summary>
+[Collection(SeedCollection.Name)]
+public sealed class EndToEndTests(SeedChain seed, PackedSdk sdk) : IClassFixture<PackedSdk>, IDisposable
+{
+    private readonly TempDir _dir = new("e2e");
+
+    private static readonly string[] CLayers = ["imageC_sn0.qcow2", "imageC.qcow2"];
+
+    private string Project(string folder, string body)
+    {
+        Directory.CreateDirectory(folder);
+        string path = Path.Combine(folder, "images.imgproj");
+        File.WriteAllText(path, $"""
+            <Project Sdk="Qcow.Build.Sdk">
+              {body}
+            </Project>
+            """);
+        return path;
+    }
+
+    [SkippableFact]
+    public void Build_rebuild_question_touch_property_clean_and_errors_through_the_packed_sdk()
+    {
+        seed.CopyTo(_dir["images"]);
+        sdk.Configure(_dir.Path);
+        string proj = Project(_dir.Path, """<ItemGroup><QcowChain Include="images/imageC.qcow2" /></ItemGroup>""");
+        string outDir = _dir["bin/Debug"];
+
+        // First build: the layers are what qemu-img exports.
+        Dotnet.Ok(_dir.Path, "build", proj, "-nodeReuse:false");
+        seed.AssertLayersCorrect(outDir);
+        Assert.True(File.Exists(Path.Combine(outDir, "chain.json")));
+        Assert.False(Directory.Exists(_dir["obj/Debug/net10.0"]) && Directory.EnumerateFiles(_dir["obj/Debug"], "*.dll", SearchOption.AllDirectories).Any());
+        var before = SeedChain.Times(outDir);
+
+        // Second build: the work target is skipped and nothing is rewritten; -question passes.
+        string second = Dotnet.Ok(_dir.Path, "build", proj, "-nodeReuse:false", "-v:n");
+        Assert.Contains("Skipping target \"QcowLinearize\" because all output files are up-to-date", second, StringComparison.Ordinal);
+        Assert.Equal(before, SeedChain.Times(outDir));
+        Dotnet.Ok(_dir.Path, "build", proj, "-nodeReuse:false", "-question");
+
+        // Touch imageC: -question fails, a build rewrites imageC's layers (and chain.json) only.
+        SeedChain.Touch(_dir["images/imageC.qcow2"]);
+        var (qcode, qout) = Dotnet.Run(_dir.Path, "build", proj, "-nodeReuse:false", "-question");
+        Assert.NotEqual(0, qcode);
+        Assert.Contains("error QCOW0006", qout, StringComparison.Ordinal);
+        Assert.Equal(before, SeedChain.Times(outDir));
+        Dotnet.Ok(_dir.Path, "build", proj, "-nodeReuse:false");
+        var after = SeedChain.Times(outDir);
+        foreach (var (f, t) in before)
+            Assert.True(CLayers.Contains(f) || f == "chain.json" ? t != after[f] : t == after[f], $"{f}: {t} -> {after[f]}");
+        seed.AssertLayersCorrect(outDir, CLayers);
+
+        // A property change rebuilds everything, with -bl writing a binary log.
+        string binlog = _dir["build.binlog"];
+        Dotnet.Ok(_dir.Path, "build", proj, "-nodeReuse:false", "-p:QcowClusterSize=4096", $"-bl:{binlog}");
+        Assert.True(new FileInfo(binlog).Length > 0);
+        var third = SeedChain.Times(outDir);
+        foreach (var l in SeedChain.Layers) Assert.NotEqual(after[l.File], third[l.File]);
+        Assert.Contains("\"cluster-size\": 4096", Qemu.Img("info", "--output=json", Path.Combine(outDir, "imageB_sn1.qcow2")).StdOut, StringComparison.Ordinal);
+        seed.AssertLayersCorrect(outDir);
+
+        // dotnet clean removes what the build wrote.
+        Dotnet.Ok(_dir.Path, "clean", proj, "-nodeReuse:false");
+        Assert.Empty(Directory.EnumerateFiles(outDir));
+
+        // A missing source image: error QCOW0001 naming it.
+        string missing = Project(_dir["missing"], """<ItemGroup><QcowChain Include="images/nope.qcow2" /></ItemGroup>""");
+        var (mcode, mout) = Dotnet.Run(_dir["missing"], "build", missing, "-nodeReuse:false");
+        Assert.NotEqual(0, mcode);
+        Assert.Contains($"{_dir["missing/images/nope.qcow2"]} : error QCOW0001:", mout, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public void Template_project_builds_with_a_bare_dotnet_build()
+    {
+        Qemu.Require();
+        string hive = _dir["hive"];
+        Dotnet.Ok(_dir.Path, "new", "install", sdk.TemplatePackage, "--debug:custom-hive", hive);
+        Dotnet.Ok(_dir.Path, "new", "imgproj", "-n", "Disks", "-o", _dir["Disks"], "--debug:custom-hive", hive,
+            "--SdkVersion", sdk.Version, "--TopImage", "images/imageC.qcow2");
+        string proj = _dir["Disks/Disks.imgproj"];
+        Assert.Contains($"Sdk=\"Qcow.Build.Sdk/{sdk.Version}\"", File.ReadAllText(proj), StringComparison.Ordinal);
+        Assert.Contains("<QcowChain Include=\"images/imageC.qcow2\" />", File.ReadAllText(proj), StringComparison.Ordinal);
+        seed.CopyTo(_dir["Disks/images"]);
+        sdk.Configure(_dir["Disks"]);
+        Dotnet.Ok(_dir["Disks"], "build", "-nodeReuse:false");
+        seed.AssertLayersCorrect(_dir["Disks/bin/Debug"]);
+    }
+
+    [SkippableFact]
+    public void A_build_killed_mid_write_leaves_nothing_a_later_build_takes_as_up_to_date()
+    {
+        Qemu.Require();
+        // A chain big enough to be caught mid-write: base(s0) <- top, 48 MiB of data in each state.
+        var b = new ImageBuilder(_dir, seed: 21);
+        Directory.CreateDirectory(_dir["k/images"]);
+        string bas = b.Create("k/images/base.qcow2", "512M");
+        for (int i = 0; i < 3; i++) b.WriteRandom(bas, i * (128L << 20), 16L << 20);
+        b.Snapshot(bas, "s0");
+        for (int i = 0; i < 3; i++) b.WriteRandom(bas, i * (128L << 20) + (64L << 20), 16L << 20);
+        string top = b.Create("k/images/top.qcow2", "512M", backing: "base.qcow2");
+        for (int i = 0; i < 3; i++) b.WriteRandom(top, i * (128L << 20) + (32L << 20), 16L << 20);
+        sdk.Configure(_dir["k"]);
+        string proj = Project(_dir["k"], """<ItemGroup><QcowChain Include="images/top.qcow2" /></ItemGroup>""");
+        string outDir = _dir["k/bin/Debug"];
+        Dotnet.Ok(_dir["k"], "restore", proj);
+
+        // Kill -9 the build (its whole process tree) as soon as the second layer is being written.
+        using var p = Dotnet.Start(_dir["k"], ["build", proj, "-nodeReuse:false", "--no-restore"], out var output);
+        var clock = Stopwatch.StartNew();
+        bool caught = false;
+        while (!p.HasExited && clock.Elapsed < TimeSpan.FromMinutes(2))
+        {
+            if (Directory.Exists(outDir) && Directory.EnumerateFiles(outDir, ".base.qcow2.qcow-tmp-*").Any())
+            {
+                p.Kill(entireProcessTree: true);
+                caught = true;
+                break;
+            }
+            Thread.Sleep(5);
+        }
+        p.WaitForExit();
+        Assert.True(caught, "the build ended before it could be killed:\n" + output);
+        Assert.False(File.Exists(Path.Combine(outDir, "chain.json")));
+        Assert.False(File.Exists(Path.Combine(outDir, "base.qcow2")));
+
+        // The next -question fails (something is out of date), the next build completes the chain correctly.
+        Assert.NotEqual(0, Dotnet.Run(_dir["k"], "build", proj, "-nodeReuse:false", "-question").ExitCode);
+        Dotnet.Ok(_dir["k"], "build", proj, "-nodeReuse:false");
+        Assert.Empty(Directory.EnumerateFiles(outDir, ".*qcow-tmp-*"));
+        string exportTop = _dir["export-top.qcow2"], exportS0 = _dir["export-s0.qcow2"];
+        Qemu.Img("convert", "-O", "qcow2", top, exportTop);
+        Qemu.Img("convert", "-O", "qcow2", "-l", "snapshot.name=s0", bas, exportS0);
+        Qemu.AssertIdentical(exportS0, Path.Combine(outDir, "base_s0.qcow2"));
+        Qemu.AssertIdentical(exportTop, Path.Combine(outDir, "top.qcow2"));
+        Dotnet.Ok(_dir["k"], "build", proj, "-nodeReuse:false", "-question");
+    }
+
+    public void Dispose() => _dir.Dispose();
+}

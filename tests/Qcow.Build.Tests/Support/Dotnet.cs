@@ -1,0 +1,58 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace Qcow.Build.Tests.Support;
+
+/// <summary>Runs the dotnet CLI as a child process, as a user would (no node reuse, no telemetry).</summary>
+public static class Dotnet
+{
+    /// <summary>Runs <c>dotnet args</c> in <paramref name="folder"/>; returns the exit code and the merged output.</summary>
+    public static (int ExitCode, string Output) Run(string folder, params string[] args)
+    {
+        using var p = Start(folder, args, out var output);
+        if (!p.WaitForExit(TimeSpan.FromMinutes(5)))
+        {
+            p.Kill(entireProcessTree: true);
+            throw new TimeoutException($"dotnet {string.Join(' ', args)} timed out");
+        }
+        p.WaitForExit();
+        lock (output) return (p.ExitCode, output.ToString());
+    }
+
+    /// <summary>Runs dotnet and asserts it succeeded; returns its output.</summary>
+    public static string Ok(string folder, params string[] args)
+    {
+        var (code, output) = Run(folder, args);
+        Assert.True(code == 0, $"dotnet {string.Join(' ', args)} exited {code}:\n{output}");
+        return output;
+    }
+
+    /// <summary>Starts dotnet; output lines are appended to <paramref name="output"/>.</summary>
+    public static Process Start(string folder, string[] args, out StringBuilder output)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            WorkingDirectory = folder,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        // The test host's MSBuild registration must not leak into the child.
+        foreach (var v in new[] { "MSBUILD_EXE_PATH", "MSBuildExtensionsPath", "MSBuildSDKsPath", "MSBuildLoadMicrosoftTargetsReadOnly" })
+            psi.Environment.Remove(v);
+        psi.Environment["MSBUILDDISABLENODEREUSE"] = "1";
+        psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
+        psi.Environment["DOTNET_NOLOGO"] = "1";
+        psi.Environment["DOTNET_SKIP_FIRST_TIME_EXPERIENCE"] = "1";
+        var sb = new StringBuilder();
+        output = sb;
+        var p = new Process { StartInfo = psi };
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (sb) sb.AppendLine(e.Data); };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (sb) sb.AppendLine(e.Data); };
+        p.Start();
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+}
