@@ -92,7 +92,9 @@ public sealed class QcowHeader
             BackingFileOffset = BigEndian.U64(head, 8),
             BackingFileSize = BigEndian.U32(head, 16),
             ClusterBits = (int)clusterBits,
-            Size = BigEndian.U64(head, 24),
+            // qemu keeps the virtual size in 512-byte sectors, rounded down (bs->total_sectors): a size that is not
+            // a multiple of 512 (qemu never writes one) reads as the shorter disk there too.
+            Size = BigEndian.U64(head, 24) & ~511UL,
             CryptMethod = BigEndian.U32(head, 32),
             L1Size = BigEndian.U32(head, 36),
             L1TableOffset = BigEndian.U64(head, 40),
