@@ -8,7 +8,7 @@ namespace Qcow.Build.Tasks;
 /// <summary>Reads the chain.json files of built chains into items (the Returns of GetQcowImages).</summary>
 public sealed class ReadQcowChainManifest : QcowTask
 {
-    /// <summary>The chain.json files; missing ones are skipped.</summary>
+    /// <summary>The chain.json files (metadata Chain: the top image, to make source paths full); missing ones are skipped.</summary>
     public ITaskItem[] Manifests { get; set; } = [];
 
     /// <summary>One item per layer (full path), bottom first, with metadata LayerName, Snapshot, SourceImage, BackingFile, VirtualSize, Sha256, ChainJson.</summary>
@@ -33,7 +33,10 @@ public sealed class ReadQcowChainManifest : QcowTask
                     m.CopyMetadataTo(item);
                     item.SetMetadata("LayerName", file);
                     item.SetMetadata("Snapshot", l.GetProperty("snapshot").GetString() ?? "");
-                    item.SetMetadata("SourceImage", l.GetProperty("sourceImage").GetString() ?? "");
+                    // chain.json names sources relative to the top image's folder; the items carry full paths.
+                    string source = l.GetProperty("sourceImage").GetString() ?? "";
+                    string top = m.GetMetadata("Chain");
+                    item.SetMetadata("SourceImage", top.Length > 0 && source.Length > 0 ? Path.GetFullPath(Path.Combine(Path.GetDirectoryName(top)!, source)) : source);
                     item.SetMetadata("BackingFile", l.GetProperty("backing").GetString() ?? "");
                     item.SetMetadata("VirtualSize", l.GetProperty("virtualSize").GetInt64().ToString(CultureInfo.InvariantCulture));
                     item.SetMetadata("Sha256", l.GetProperty("sha256").GetString() ?? "");

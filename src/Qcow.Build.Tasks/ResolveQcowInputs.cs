@@ -157,6 +157,7 @@ public sealed class ResolveQcowInputs : QcowTask
         resolved.SetMetadata(Settings.AllowedBackingPaths, string.Join(";", allowed));
         resolved.SetMetadata("Snapshots", string.Join(";", snapshots));
         resolved.SetMetadata("ChainId", chainId);
+        resolved.SetMetadata("Chain", top);
         resolved.SetMetadata("ChainJson", chainJson);
         chains.Add(resolved);
 

@@ -116,22 +116,20 @@ public sealed class EndToEndTests(SeedChain seed, PackedSdk sdk) : IClassFixture
         string outDir = _dir["k/bin/Debug"];
         Dotnet.Ok(_dir["k"], "restore", proj);
 
-        // Kill -9 the build (its whole process tree) as soon as the second layer is being written.
-        using var p = Dotnet.Start(_dir["k"], ["build", proj, "-nodeReuse:false", "--no-restore"], out var output);
-        var clock = Stopwatch.StartNew();
-        bool caught = false;
-        while (!p.HasExited && clock.Elapsed < TimeSpan.FromMinutes(2))
-        {
-            if (Directory.Exists(outDir) && Directory.EnumerateFiles(outDir, ".base.qcow2.qcow-tmp-*").Any())
-            {
-                p.Kill(entireProcessTree: true);
-                caught = true;
-                break;
-            }
-            Thread.Sleep(5);
-        }
-        p.WaitForExit();
-        Assert.True(caught, "the build ended before it could be killed:\n" + output);
+        // Ctrl+C (SIGINT) while the second layer is being written: the build stops, cancelled, and leaves no
+        // temporary and no partial layer.
+        var (interrupted, intOutput) = Interrupt(proj, outDir, "INT");
+        Assert.NotEqual(0, interrupted.ExitCode);
+        Assert.Contains("QCOW0007", intOutput.ToString(), StringComparison.Ordinal);
+        Assert.Empty(Directory.EnumerateFiles(outDir, ".*qcow-tmp-*"));
+        Assert.False(File.Exists(Path.Combine(outDir, "chain.json")));
+        Assert.False(File.Exists(Path.Combine(outDir, "base.qcow2")));
+        interrupted.Dispose();
+
+        // Kill -9 the build (its whole process tree) at the same point.
+        File.Delete(Path.Combine(outDir, "base_s0.qcow2"));
+        var (killed, _) = Interrupt(proj, outDir, "KILL");
+        killed.Dispose();
         Assert.False(File.Exists(Path.Combine(outDir, "chain.json")));
         Assert.False(File.Exists(Path.Combine(outDir, "base.qcow2")));
 
@@ -145,6 +143,29 @@ public sealed class EndToEndTests(SeedChain seed, PackedSdk sdk) : IClassFixture
         Qemu.AssertIdentical(exportS0, Path.Combine(outDir, "base_s0.qcow2"));
         Qemu.AssertIdentical(exportTop, Path.Combine(outDir, "top.qcow2"));
         Dotnet.Ok(_dir["k"], "build", proj, "-nodeReuse:false", "-question");
+    }
+
+    /// <summary>Starts a build and sends <paramref name="signal"/> to it when the second layer's temporary file appears.</summary>
+    private (Process Process, System.Text.StringBuilder Output) Interrupt(string proj, string outDir, string signal)
+    {
+        var p = Dotnet.Start(_dir["k"], ["build", proj, "-nodeReuse:false", "--no-restore"], out var output);
+        var clock = Stopwatch.StartNew();
+        bool caught = false;
+        while (!p.HasExited && clock.Elapsed < TimeSpan.FromMinutes(2))
+        {
+            if (Directory.Exists(outDir) && Directory.EnumerateFiles(outDir, ".base.qcow2.qcow-tmp-*").Any())
+            {
+                if (signal == "KILL") p.Kill(entireProcessTree: true);
+                else Qemu.Run("kill", [$"-{signal}", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)], [0]);
+                caught = true;
+                break;
+            }
+            Thread.Sleep(5);
+        }
+        Assert.True(p.WaitForExit(TimeSpan.FromSeconds(60)), $"the build did not stop after SIG{signal}");
+        p.WaitForExit();
+        Assert.True(caught, "the build ended before it could be interrupted:\n" + output);
+        return (p, output);
     }
 
     public void Dispose() => _dir.Dispose();

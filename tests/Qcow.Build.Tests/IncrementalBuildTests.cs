@@ -51,6 +51,7 @@ public sealed class IncrementalBuildTests(SeedChain seed) : IDisposable
         Assert.Equal((8L << 20).ToString(System.Globalization.CultureInfo.InvariantCulture), top.GetMetadata("VirtualSize"));
         Assert.Equal(SeedChain.Sha256(p.Out("imageC.qcow2")), top.GetMetadata("Sha256"));
         Assert.Equal("sn1", items[3].GetMetadata("Snapshot"));
+        Assert.Equal(_dir["images/imageB.qcow2"], items[3].GetMetadata("SourceImage"));
 
         // Progress and a summary per layer were logged.
         Assert.Contains(b.Log.Messages, m => m.Message!.Contains("imageB_sn1.qcow2: 100%", StringComparison.Ordinal));
@@ -151,6 +152,13 @@ public sealed class IncrementalBuildTests(SeedChain seed) : IDisposable
             Assert.Equal(before[f], after[f]);
         seed.AssertLayersCorrect(p.OutDir, ["imageB_sn1.qcow2"]);
         Assert.Equal(before.Keys.Order(), after.Keys.Order());
+
+        // Rebuild (Clean;Build) writes everything again.
+        AssertBuilt(p.Build("Rebuild"));
+        var rebuilt = SeedChain.Times(p.OutDir);
+        Assert.Equal(after.Keys.Order(), rebuilt.Keys.Order());
+        Assert.All(after, t => Assert.NotEqual(t.Value, rebuilt[t.Key]));
+        seed.AssertLayersCorrect(p.OutDir);
     }
 
     [SkippableFact]
