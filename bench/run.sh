@@ -81,19 +81,18 @@ gen_chain() {
   (
     cd "$dir"
     qemu-img create -q -f qcow2 -o cluster_size=64k imageA.qcow2 "$v"
-    apply imageA.qcow2 $((s * 100 + 0)) "$b" 64K 4M
-    qemu-img snapshot -c sn0 imageA.qcow2
-    apply imageA.qcow2 $((s * 100 + 1)) "$d" "$wmin" "$wmax"
-    qemu-img create -q -f qcow2 -o cluster_size=64k -b imageA.qcow2 -F qcow2 imageB.qcow2
-    apply imageB.qcow2 $((s * 100 + 2)) "$d" "$wmin" "$wmax"
-    qemu-img snapshot -c sn0 imageB.qcow2
-    apply imageB.qcow2 $((s * 100 + 3)) "$d" "$wmin" "$wmax"
-    qemu-img snapshot -c sn1 imageB.qcow2
-    apply imageB.qcow2 $((s * 100 + 4)) "$d" "$wmin" "$wmax"
-    qemu-img create -q -f qcow2 -o cluster_size=64k -b imageB.qcow2 -F qcow2 imageC.qcow2
-    apply imageC.qcow2 $((s * 100 + 5)) "$d" "$wmin" "$wmax"
-    qemu-img snapshot -c sn0 imageC.qcow2
-    apply imageC.qcow2 $((s * 100 + 6)) "$d" "$wmin" "$wmax"
+    apply imageA.qcow2 $((s * 100)) "$b" 64K 4M
+    # Then six states of changes: a snapshot closes a state; a new image starts on top of the one below.
+    local step n=1 words
+    for step in "snap imageA sn0" "write imageA" "new imageB imageA" "write imageB" "snap imageB sn0" "write imageB" \
+                "snap imageB sn1" "write imageB" "new imageC imageB" "write imageC" "snap imageC sn0" "write imageC"; do
+      read -ra words <<< "$step"
+      case ${words[0]} in
+        snap) qemu-img snapshot -c "${words[2]}" "${words[1]}.qcow2" ;;
+        new) qemu-img create -q -f qcow2 -o cluster_size=64k -b "${words[2]}.qcow2" -F qcow2 "${words[1]}.qcow2" ;;
+        write) apply "${words[1]}.qcow2" $((s * 100 + n)) "$d" "$wmin" "$wmax"; n=$((n + 1)) ;;
+      esac
+    done
   )
   echo "$v $b $d $s $wmin $wmax $zero_pct" > "$dir/.done"
   sync

@@ -176,27 +176,67 @@ public static class Linearizer
         OutputGuard.RefuseOverwritingInputs(plan.InputFiles, Path.Combine(outDir, ChainJsonName));
         Directory.CreateDirectory(outDir);
 
-        var results = new List<LayerResult>();
-        DiskView? previous = null;
-        foreach (var (layer, makeView) in states)
+        // Each layer's flush, hash and rename run in the background, in layer order, while the next layer is being
+        // diffed: the disk and the hash work while the sources are read. Layers still appear one by one, complete.
+        var pending = new List<(PlannedLayer Layer, string Path, LayerStats? Stats, Task<string> Sha)>();
+        Task? lastCommit = null;
+        try
         {
-            cancel.ThrowIfCancellationRequested();
-            var view = makeView();
-            string path = Path.Combine(outDir, layer.FileName);
-            bool skip = request.OnlyImages is not null && !request.OnlyImages.Contains(layer.SourceImage) && File.Exists(path);
-            if (skip)
+            DiskView? previous = null;
+            foreach (var (layer, makeView) in states)
             {
-                results.Add(new LayerResult { Layer = layer, Path = path, Sha256 = HashFile(path) });
+                cancel.ThrowIfCancellationRequested();
+                var view = makeView();
+                string path = Path.Combine(outDir, layer.FileName);
+                bool skip = request.OnlyImages is not null && !request.OnlyImages.Contains(layer.SourceImage) && File.Exists(path);
+                if (skip)
+                {
+                    pending.Add((layer, path, null, Task.FromResult(HashFile(path))));
+                }
+                else
+                {
+                    var output = OutputFile.Create(path);
+                    LayerStats stats;
+                    try
+                    {
+                        var writer = new QcowWriter(output, view.Size, request.Options, layer.BackingFileName, layer.BackingFileName is null ? null : "qcow2");
+                        stats = DiffWriter.Write(view, previous ?? new ZeroView(view.Size), writer, layer.FileName, progress, cancel);
+                        writer.WriteTables();
+                    }
+                    catch
+                    {
+                        output.Dispose();
+                        throw;
+                    }
+                    var before = lastCommit;
+                    var commit = Task.Run(() =>
+                    {
+                        using (output)
+                        {
+                            before?.GetAwaiter().GetResult();
+                            return output.Commit(computeSha256: true)!;
+                        }
+                    });
+                    lastCommit = commit;
+                    pending.Add((layer, path, stats, commit));
+                }
+                previous = view;
             }
-            else
-            {
-                var output = OutputFile.Create(path);
-                using var writer = new QcowWriter(output, view.Size, request.Options, layer.BackingFileName, layer.BackingFileName is null ? null : "qcow2");
-                var stats = DiffWriter.Write(view, previous ?? new ZeroView(view.Size), writer, layer.FileName, progress, cancel);
-                string sha = writer.Commit(computeSha256: true)!;
-                results.Add(new LayerResult { Layer = layer, Path = path, Stats = stats with { Sha256 = sha, FileSize = new FileInfo(path).Length }, Sha256 = sha });
-            }
-            previous = view;
+        }
+        catch
+        {
+            // Let running commits finish (or remove their temporaries) before reporting the failure.
+            try { lastCommit?.Wait(); } catch (AggregateException) { }
+            throw;
+        }
+
+        var results = new List<LayerResult>();
+        foreach (var (layer, path, stats, shaTask) in pending)
+        {
+            string sha = shaTask.GetAwaiter().GetResult();
+            results.Add(stats is null
+                ? new LayerResult { Layer = layer, Path = path, Sha256 = sha }
+                : new LayerResult { Layer = layer, Path = path, Stats = stats with { Sha256 = sha, FileSize = new FileInfo(path).Length }, Sha256 = sha });
         }
 
         string jsonPath = Path.Combine(outDir, ChainJsonName);

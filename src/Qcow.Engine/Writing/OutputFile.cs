@@ -12,10 +12,16 @@ public sealed class OutputFile : IDisposable
     private const string TempMarker = ".qcow-tmp-";
     private bool _committed;
 
+    private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _handle;
+    private long _writebackFrom;
+    private bool _writebackUnavailable = !OperatingSystem.IsLinux();
+
     private OutputFile(string target, string temp, FileStream stream)
     {
         TargetPath = target;
         TempPath = temp;
+        // Taken once, while the buffer is empty: reading the property later would flush the stream each time.
+        _handle = stream.SafeFileHandle;
         Stream = new OutputStream(stream, target);
     }
 
@@ -57,7 +63,7 @@ public sealed class OutputFile : IDisposable
             {
                 // Hash the bytes back from the page cache while the disk takes them: fsync waits on the device,
                 // hashing on the CPU, so doing both at once costs the longer of the two instead of their sum.
-                var handle = Stream.SafeFileHandle;
+                var handle = _handle;
                 var sync = Task.Run(() => RandomAccess.FlushToDisk(handle));
                 try
                 {
@@ -82,6 +88,33 @@ public sealed class OutputFile : IDisposable
             throw new QcowException(TargetPath, $"cannot write output: {e.Message}");
         }
     }
+
+    /// <summary>
+    /// Tells the kernel to start writing back what has been written up to <paramref name="position"/> (Linux:
+    /// sync_file_range, which does not wait for the device), once at least <paramref name="minBytes"/> are pending.
+    /// The disk then works while the output is still being produced, and the final fsync waits only for the tail.
+    /// Only a hint: where it is unavailable nothing happens, and the final flush still makes everything durable.
+    /// </summary>
+    internal void StartWriteback(long position, long minBytes)
+    {
+        if (_writebackUnavailable || position - _writebackFrom < minBytes) return;
+        try
+        {
+            int fd = (int)_handle.DangerousGetHandle();
+            if (SyncFileRange(fd, _writebackFrom, position - _writebackFrom, SyncFileRangeWrite) != 0)
+                _writebackUnavailable = true;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            _writebackUnavailable = true;
+        }
+        _writebackFrom = position;
+    }
+
+    private const uint SyncFileRangeWrite = 2;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "sync_file_range", SetLastError = true)]
+    private static extern int SyncFileRange(int fd, long offset, long nbytes, uint flags);
 
     /// <summary>SHA-256 (hex) of the whole file behind <paramref name="handle"/>, read with large positional reads.</summary>
     internal static string HashFile(Microsoft.Win32.SafeHandles.SafeFileHandle handle)

@@ -12,6 +12,9 @@ namespace Qcow.Engine.Writing;
 /// </summary>
 public sealed class QcowWriter : IClusterSink
 {
+    /// <summary>How much written output may wait before the kernel is asked to start writing it back.</summary>
+    private const long WritebackChunk = 32L << 20;
+
     private readonly OutputFile _output;
     private readonly Stream _stream;
     private readonly WriteOptions _options;
@@ -76,6 +79,7 @@ public sealed class QcowWriter : IClusterSink
         _stream.Write(data);
         if (data.Length < _clusterSize) _stream.Write(_zeroCluster.AsSpan(0, _clusterSize - data.Length));
         _pos += _clusterSize;
+        _output.StartWriteback(_pos, WritebackChunk);
         _l2[guestCluster % _l2Entries] = (ulong)host | L2Entry.CopiedFlag;
         DataBytesWritten += _clusterSize;
         DataClusters++;
@@ -94,6 +98,7 @@ public sealed class QcowWriter : IClusterSink
         _lastCompressedHostCluster = lastHostCluster;
         _stream.Write(stream);
         _pos += stream.Length;
+        _output.StartWriteback(_pos, WritebackChunk);
         _l2[guestCluster % _l2Entries] = CompressedDescriptor.Encode((ulong)host, stream.Length, _clusterBits);
         DataBytesWritten += stream.Length;
         DataClusters++;
@@ -118,6 +123,16 @@ public sealed class QcowWriter : IClusterSink
 
     /// <summary>Writes the tables and header, flushes and renames the output into place. Returns the SHA-256 when asked.</summary>
     public string? Commit(bool computeSha256)
+    {
+        WriteTables();
+        return _output.Commit(computeSha256);
+    }
+
+    /// <summary>
+    /// Writes the L1 table, the refcount structures and the header, leaving the flush, hash and rename to the caller
+    /// (<see cref="OutputFile.Commit"/>), which may do them on another thread while the next output is written.
+    /// </summary>
+    internal OutputFile WriteTables()
     {
         FlushL2();
         AlignToCluster();
@@ -163,7 +178,7 @@ public sealed class QcowWriter : IClusterSink
         var header = BuildHeaderCluster((ulong)l1Offset, (uint)_l1.Length, (ulong)tableOffset, (uint)tableClusters);
         _stream.Position = 0;
         _stream.Write(header);
-        return _output.Commit(computeSha256);
+        return _output;
     }
 
     /// <inheritdoc />

@@ -1,0 +1,3 @@
+using BenchmarkDotNet.Running;
+
+BenchmarkSwitcher.FromAssembly(typeof(Qcow.Benchmarks.ClusterCompareBenchmarks).Assembly).Run(args);
