@@ -195,6 +195,14 @@ public class LinearizeTests
         Assert.StartsWith("qcow: ", cli.StdErr);
         Assert.Single(cli.StdErr.TrimEnd().Split('\n'));
 
+        // A snapshot name is image content: it must not steer a layer out of OUTDIR.
+        string evil = new ImageBuilder(dir, seed: 2).Create("evil.qcow2", "4M");
+        Qemu.Img("snapshot", "-c", "../../escaped", evil);
+        var escape = Assert.Throws<QcowException>(() => Linearizer.Run(new LinearizeRequest { TopImage = evil, OutputFolder = dir["o4"] }));
+        Assert.Contains("../../escaped", escape.Message);
+        Assert.False(Directory.Exists(dir["o4"]));
+        Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(dir.Path)!, "*escaped*"));
+
         File.Move(dir["imageB.qcow2"], dir["moved.qcow2"]);
         var missing = Assert.Throws<QcowException>(() => Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["o3"] }));
         Assert.Contains("imageB.qcow2", missing.Message);

@@ -127,6 +127,9 @@ public static class Linearizer
             foreach (var snap in linkStates)
             {
                 string file = snap is null ? $"{stem}.qcow2" : $"{stem}_{snap.Name}.qcow2";
+                // Snapshot names come from the image: never let one steer the output out of OUTDIR.
+                if (snap is not null && !IsPlainFileName(snap.Name))
+                    throw new QcowException(link.Path, $"snapshot name '{snap.Name}' cannot be part of a file name (path separators, '..' or control characters); leave it out with --snapshots or rename it");
                 if (names.TryGetValue(file, out var clash))
                     throw new QcowException(link.Path, $"two states would both be written as {file} (also from {clash}); rename one of the images or snapshots");
                 names[file] = link.Path;
@@ -149,6 +152,11 @@ public static class Linearizer
         }
         return new ChainPlan { Layers = layers, InputFiles = files, DependenciesByImage = deps };
     }
+
+    private static bool IsPlainFileName(string name) =>
+        name.Length > 0 && name != "." && name != ".." && !name.Contains("..", StringComparison.Ordinal) &&
+        name.IndexOfAny(['/', '\\', ':']) < 0 && !name.Any(char.IsControl) &&
+        name.IndexOfAny(Path.GetInvalidFileNameChars()) < 0;
 
     private static DiskView StateView(ImageSet set, IReadOnlyList<ChainLink> chain, int index, Snapshot? snapshot)
     {
