@@ -147,5 +147,28 @@ public sealed class ItemTests(SeedChain seed) : IDisposable
         seed.AssertLayersCorrect(Path.Combine(p.OutDir, "b"), ["imageA_sn0.qcow2", "imageA.qcow2", "imageB_sn0.qcow2", "imageB_sn1.qcow2", "imageB.qcow2"]);
     }
 
+    [SkippableFact]
+    public void A_backing_file_outside_the_image_folder_needs_QcowAllowedBackingPaths()
+    {
+        seed.CopyTo(_dir["base"]);
+        Directory.CreateDirectory(_dir["images"]);
+        Qemu.Img("create", "-q", "-f", "qcow2", "-b", "../base/imageC.qcow2", "-F", "qcow2", _dir["images/top.qcow2"], "8M");
+        Qemu.Io(_dir["images/top.qcow2"], "write -q -P 0x7e 1M 64k");
+        var p = new ImgProject(_dir.Path, """<ItemGroup><QcowChain Include="images/top.qcow2" /></ItemGroup>""");
+
+        var refused = p.Build();
+        Assert.False(refused.Success);
+        var e = Assert.Single(refused.Log.Errors);
+        Assert.Equal("QCOW0002", e.Code);
+        Assert.Equal(_dir["images/top.qcow2"], e.File);
+        Assert.Contains("QcowAllowedBackingPaths", e.Message, StringComparison.Ordinal);
+
+        var allowed = p.Build(properties: new Dictionary<string, string> { ["QcowAllowedBackingPaths"] = "base" });
+        AssertBuilt(allowed);
+        seed.AssertLayersCorrect(p.OutDir);
+        Qemu.Img("convert", "-O", "qcow2", _dir["images/top.qcow2"], _dir["top-export.qcow2"]);
+        Qemu.AssertIdentical(_dir["top-export.qcow2"], p.Out("top.qcow2"));
+    }
+
     public void Dispose() => _dir.Dispose();
 }
