@@ -11,6 +11,16 @@ public sealed class ItemTests(SeedChain seed) : IDisposable
 
     private static void AssertBuilt(BuildOutcome b) => Assert.True(b.Success, b.Log.Text);
 
+    /// <summary>Asserts the build failed with exactly one error, of <paramref name="code"/>, naming <paramref name="file"/>, saying <paramref name="text"/>.</summary>
+    private static void AssertOneError(BuildOutcome b, string code, string file, string text)
+    {
+        Assert.False(b.Success);
+        var e = Assert.Single(b.Log.Errors);
+        Assert.Equal(code, e.Code);
+        Assert.Equal(file, e.File);
+        Assert.Contains(text, e.Message, StringComparison.Ordinal);
+    }
+
     [SkippableFact]
     public void QcowSnapshot_exports_a_state_and_a_diff_against_a_base_snapshot()
     {
@@ -97,15 +107,8 @@ public sealed class ItemTests(SeedChain seed) : IDisposable
     {
         File.WriteAllBytes(_dir["top.qcow2"], []);
         var p = new ImgProject(_dir.Path, """<ItemGroup><QcowChain Include="top.qcow2" /></ItemGroup>""");
-        var b = p.Build(properties: new Dictionary<string, string> { ["QcowClusterSize"] = "3000" });
-        Assert.False(b.Success);
-        var e = Assert.Single(b.Log.Errors);
-        Assert.Equal("QCOW0004", e.Code);
-        Assert.Equal(p.Path, e.File);
-        Assert.Contains("cluster_size", e.Message, StringComparison.Ordinal);
-
-        b = p.Build(properties: new Dictionary<string, string> { ["QcowCompression"] = "lz4" });
-        Assert.Equal("QCOW0004", Assert.Single(b.Log.Errors).Code);
+        AssertOneError(p.Build(properties: new Dictionary<string, string> { ["QcowClusterSize"] = "3000" }), "QCOW0004", p.Path, "cluster_size");
+        AssertOneError(p.Build(properties: new Dictionary<string, string> { ["QcowCompression"] = "lz4" }), "QCOW0004", p.Path, "lz4");
     }
 
     [SkippableFact]
@@ -114,12 +117,7 @@ public sealed class ItemTests(SeedChain seed) : IDisposable
         seed.CopyTo(_dir["images"]);
         File.Delete(_dir["images/imageA.qcow2"]);
         var p = new ImgProject(_dir.Path, """<ItemGroup><QcowChain Include="images/imageC.qcow2" /></ItemGroup>""");
-        var b = p.Build();
-        Assert.False(b.Success);
-        var e = Assert.Single(b.Log.Errors);
-        Assert.Equal("QCOW0002", e.Code);
-        Assert.Equal(_dir["images/imageB.qcow2"], e.File);
-        Assert.Contains("imageA.qcow2", e.Message, StringComparison.Ordinal);
+        AssertOneError(p.Build(), "QCOW0002", _dir["images/imageB.qcow2"], "imageA.qcow2");
     }
 
     [SkippableFact]
@@ -156,12 +154,7 @@ public sealed class ItemTests(SeedChain seed) : IDisposable
         Qemu.Io(_dir["images/top.qcow2"], "write -q -P 0x7e 1M 64k");
         var p = new ImgProject(_dir.Path, """<ItemGroup><QcowChain Include="images/top.qcow2" /></ItemGroup>""");
 
-        var refused = p.Build();
-        Assert.False(refused.Success);
-        var e = Assert.Single(refused.Log.Errors);
-        Assert.Equal("QCOW0002", e.Code);
-        Assert.Equal(_dir["images/top.qcow2"], e.File);
-        Assert.Contains("QcowAllowedBackingPaths", e.Message, StringComparison.Ordinal);
+        AssertOneError(p.Build(), "QCOW0002", _dir["images/top.qcow2"], "QcowAllowedBackingPaths");
 
         var allowed = p.Build(properties: new Dictionary<string, string> { ["QcowAllowedBackingPaths"] = "base" });
         AssertBuilt(allowed);
