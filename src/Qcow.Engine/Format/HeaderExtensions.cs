@@ -64,12 +64,13 @@ public sealed class HeaderExtensions
         {
             uint type = BigEndian.U32(firstCluster, at);
             uint length = BigEndian.U32(firstCluster, at + 4);
-            if (type == EndMarker) { at += 8; break; }
-            if (++count > 4096)
-                throw new QcowFormatException(path, "header extension", "too many header extensions");
+            // qemu checks the length before the type, the end marker's too ("Header extension too large").
             long dataEnd = (long)at + 8 + length;
             if (dataEnd > limit)
                 throw new QcowFormatException(path, $"header extension 0x{type:x8}", $"length {length} runs past the end of the first cluster");
+            if (type == EndMarker) { at += 8; break; }
+            if (++count > 4096)
+                throw new QcowFormatException(path, "header extension", "too many header extensions");
             var data = firstCluster.Slice(at + 8, (int)length);
             try
             {

@@ -66,6 +66,9 @@ public sealed class QcowImage : IDisposable
         bool hasDataFileBit = (header.IncompatibleFeatures & IncompatibleFeatures.ExternalDataFile) != 0;
         if (hasDataFileBit && extensions.ExternalDataFile is null)
             throw new QcowFormatException(file.Path, "incompatible_features", "the external data file bit is set but no data file name is recorded");
+        // As qemu ("data-file-raw requires a data file"): the bit says guest data lies in a data file there is not.
+        if (!hasDataFileBit && (header.AutoclearFeatures & AutoclearFeatures.RawExternalData) != 0)
+            throw new QcowFormatException(file.Path, "autoclear_features", "data-file-raw (bit 1) is set but the image has no external data file");
         string? backing = header.ReadBackingFileName(firstCluster, file.Path);
         var snapshots = SnapshotTable.Read(file, header, out long snapshotTableLength);
         return new QcowImage(file, header, extensions, backing, snapshots, snapshotTableLength);
@@ -94,6 +97,10 @@ public sealed class QcowImage : IDisposable
         {
             var bytes = new byte[size * 8L];
             File.ReadExactly((long)offset, bytes, what);
+            // One L1 table never maps two guest ranges through the same L2 table (qemu-img check calls that a refcount
+            // error). Refusing it bounds the work of a read by the file's size: a small file could otherwise make a
+            // huge virtual disk look densely mapped, one L2 table repeated over the whole L1.
+            var seen = new Dictionary<ulong, int>();
             for (int i = 0; i < table.Length; i++)
             {
                 ulong e = BigEndian.U64(bytes, i * 8);
@@ -106,6 +113,8 @@ public sealed class QcowImage : IDisposable
                         throw new QcowFormatException(Path, what, $"L1 entry {i}: L2 table offset 0x{l2:x} is not cluster-aligned");
                     if (l2 + (ulong)Header.ClusterSize > (ulong)File.Length)
                         throw new QcowFormatException(Path, what, $"L1 entry {i}: L2 table offset 0x{l2:x} lies past the end of the file");
+                    if (!seen.TryAdd(l2, i))
+                        throw new QcowFormatException(Path, what, $"L1 entries {seen[l2]} and {i} both point to the L2 table at 0x{l2:x}");
                 }
                 table[i] = e;
             }

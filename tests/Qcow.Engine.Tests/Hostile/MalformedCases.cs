@@ -32,6 +32,9 @@ public static class MalformedCases
         new("size_huge", "080", "v3", (p, l) => Put(p, 24, 8, 1UL << 62), "size", "l1_size"),
         new("extension_length_past_cluster", "080", "v3", (p, l) => Put(p, l.Extensions[0].Offset + 4, 4, 0x10000), "header extension"),
         new("extension_length_huge", "080", "v3", (p, l) => Put(p, l.Extensions[0].Offset + 4, 4, 0xfffffff0), "header extension"),
+        new("end_marker_length_past_cluster", "080", "v3", (p, l) => Put(p, EndMarker(l) + 4, 4, 0x10000), "header extension"),
+        new("end_marker_length_past_cluster_v2", "080", "v2", (p, l) => Put(p, 76, 4, 0xa0000), "header extension"),
+        new("data_file_raw_without_data_file", "080", "v3", (p, l) => Put(p, 88, 8, 2), "autoclear_features"),
         new("backing_file_offset_past_cluster", "080", "v3", (p, l) => { Put(p, 8, 8, 0x10000); Put(p, 16, 4, 8); }, "backing_file_offset"),
         new("backing_file_offset_huge", "080", "v3", (p, l) => { Put(p, 8, 8, ulong.MaxValue - 4); Put(p, 16, 4, 8); }, "backing_file_offset"),
         new("backing_file_size_huge", "080", "v3", (p, l) => { Put(p, 8, 8, 0x200); Put(p, 16, 4, 0xffffffff); }, "backing_file_size"),
@@ -84,6 +87,7 @@ public static class MalformedCases
         new("l2_entry_onto_snapshot_table", "060", "v3", (p, l) => PointFirstData(p, l, l.U64(64)), "L2 entry"),
         new("l1_entry_onto_refcount_table", "060", "v3", (p, l) => Put(p, (long)l.U64(40), 8, l.U64(48)), "L1 entry", "l1_table_offset"),
         new("l1_entry_onto_header", "060", "v3", (p, l) => Put(p, (long)l.U64(40), 8, 0x200), "L1 entry", "l1_table_offset"),
+        new("l1_entries_share_an_l2_table", "060", "v3", (p, l) => ShareL2OverWholeL1(p, l), "L1 entries", "l1_table_offset"),
         new("zero_flag_in_v2", "060", "v2", (p, l) => Put(p, FirstData(l), 8, l.U64(FirstData(l)) | 1), "L2 entry"),
 
         // Compressed clusters.
@@ -116,6 +120,24 @@ public static class MalformedCases
 
     /// <summary>The offset of the first compressed L2 entry.</summary>
     public static long FirstCompressed(Layout l) => l.L2Entries.First(e => (e.Word & Compressed) != 0).EntryOffset;
+
+    /// <summary>A 4 TiB disk whose 8192 L1 entries all name the one L2 table: densely mapped in appearance only.</summary>
+    private static void ShareL2OverWholeL1(string path, Layout l)
+    {
+        ulong l1 = l.U64(40);
+        ulong l2 = l.U64((long)l1);
+        int entries = l.ClusterSize / 8;
+        Put(path, 36, 4, (ulong)entries);
+        Put(path, 24, 8, (ulong)entries * (ulong)(l.ClusterSize / 8) * (ulong)l.ClusterSize);
+        for (int i = 0; i < entries; i++) Put(path, (long)l1 + i * 8, 8, l2);
+    }
+
+    /// <summary>The offset of the header extension end marker (after the last extension).</summary>
+    private static long EndMarker(Layout l)
+    {
+        var e = l.Extensions[^1];
+        return e.Offset + 8 + ((e.Length + 7L) & ~7L);
+    }
 
     private static void PointFirstData(string path, Layout l, ulong host)
     {

@@ -30,6 +30,7 @@ public sealed class MutationFuzzTests(HostileImages bases, ITestOutputHelper out
         var clock = Stopwatch.StartNew();
         var counts = new Dictionary<string, int>();
         var failures = new List<string>();
+        var notes = new List<string>();
         int iterations = 0;
         while (clock.Elapsed.TotalSeconds < BudgetSeconds && failures.Count < 5)
         {
@@ -38,8 +39,10 @@ public sealed class MutationFuzzTests(HostileImages bases, ITestOutputHelper out
             byte[] mutant = Mutator.Mutate((byte[])originals[kind].Clone(), random, log);
             string path = dir[$"mutant-{iterations % 4}.qcow2"];
             File.WriteAllBytes(path, mutant);
-            string verdict = Judge(path, dir, out string? failure);
+            string verdict = Judge(path, dir, out string? failure, out string? note);
             counts[verdict] = counts.GetValueOrDefault(verdict) + 1;
+            // Where we read what qemu refuses, say so: a place to look for a check we lack.
+            if (note is not null && notes.Count < 10) notes.Add($"iteration {iterations} ({kind}: {string.Join("; ", log)}): {note}");
             if (failure is not null)
             {
                 string saved = Keep(mutant, $"{kind}-seed{Seed}-iter{iterations}", failure, log);
@@ -49,14 +52,16 @@ public sealed class MutationFuzzTests(HostileImages bases, ITestOutputHelper out
         }
         output.WriteLine($"fuzz: seed {Seed}, {iterations} iterations in {clock.Elapsed.TotalSeconds:0.0} s; " +
             string.Join(", ", counts.OrderBy(c => c.Key).Select(c => $"{c.Key} {c.Value}")) + $"; failures {failures.Count}");
+        foreach (var n in notes) output.WriteLine(n);
         Assert.True(iterations > 0, "the fuzzer ran no iteration");
         Assert.True(failures.Count == 0, string.Join("\n", failures));
     }
 
     /// <summary>Runs one input; returns the outcome's name and sets <paramref name="failure"/> when it is a bug.</summary>
-    public static string Judge(string path, TempDir dir, out string? failure)
+    public static string Judge(string path, TempDir dir, out string? failure, out string? note)
     {
         failure = null;
+        note = null;
         string before = Exerciser.Hash(path);
         var outcome = Exerciser.Run(path);
         string verdict = outcome.Kind.ToString();
@@ -81,7 +86,11 @@ public sealed class MutationFuzzTests(HostileImages bases, ITestOutputHelper out
                 {
                     return "Read, qemu hung";
                 }
-                if (r.ExitCode != 0) return "Read, qemu failed";
+                if (r.ExitCode != 0)
+                {
+                    note = $"we read it, qemu-img convert fails: {r.StdErr.Trim()}";
+                    return "Read, qemu failed";
+                }
                 if (!File.ReadAllBytes(raw).AsSpan().SequenceEqual(outcome.CurrentState))
                     failure = "our read of the current state differs from qemu-img convert's";
                 verdict = "Read, same as qemu";
