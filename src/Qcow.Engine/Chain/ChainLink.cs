@@ -19,5 +19,5 @@ public sealed class ChainLink
     /// <summary>The file's length in bytes.</summary>
     public long FileLength => Image?.File.Length ?? RawFile!.Length;
     /// <summary>The virtual size of the current state.</summary>
-    public long VirtualSize => Image is not null ? (long)Image.Header.Size : RawFile!.Length;
+    public long VirtualSize => Image is not null ? (long)Image.Header.Size : Views.RawView.SizeOf(RawFile!.Length);
 }

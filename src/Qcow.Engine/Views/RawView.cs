@@ -8,7 +8,13 @@ public sealed class RawView(ImageFile file, int depth) : DiskView
     /// <summary>The raw file.</summary>
     public ImageFile File { get; } = file;
     /// <inheritdoc />
-    public override long Size => File.Length;
+    public override long Size => SizeOf(File.Length);
+
+    /// <summary>
+    /// The virtual size of a raw file of <paramref name="fileLength"/> bytes: qemu counts whole 512-byte sectors,
+    /// rounded up (qemu-img info and convert show a 1000-byte raw file as 1024 bytes); the tail reads as zeros.
+    /// </summary>
+    public static long SizeOf(long fileLength) => (fileLength + 511) & ~511L;
     /// <inheritdoc />
     public override int ChainDepth => depth;
     /// <inheritdoc />

@@ -27,7 +27,7 @@ public sealed record Outcome(OutcomeKind Kind, Exception? Error, byte[]? Current
 
 /// <summary>
 /// Runs everything that reads an image: info, the current state and every snapshot through the views (all bytes),
-/// map and check. Each run is bounded in time, so a hang fails the test instead of stalling it.
+/// map, check, and an export (convert). Each run is bounded in time, so a hang fails the test instead of stalling it.
 /// </summary>
 public static class Exerciser
 {
@@ -47,6 +47,31 @@ public static class Exerciser
     }
 
     private static Outcome RunUnbounded(string path, BackingPolicy? policy)
+    {
+        // The export path reads in parallel batches: whatever the reads above concluded, it too must end in success or
+        // in one QcowException (not, say, an AggregateException around one).
+        var read = Read(path, policy);
+        if (read.Kind == OutcomeKind.Crash || read.CurrentSize > KeepLimit) return read;
+        string output = path + ".exported.qcow2";
+        try
+        {
+            ConvertOperation.Run(new ConvertRequest { Source = path, Output = output, Policy = policy });
+        }
+        catch (QcowException)
+        {
+        }
+        catch (Exception e)
+        {
+            return new Outcome(OutcomeKind.Crash, new InvalidOperationException($"convert: {e.GetType().Name}: {e.Message}", e), null, 0);
+        }
+        finally
+        {
+            File.Delete(output);
+        }
+        return read;
+    }
+
+    private static Outcome Read(string path, BackingPolicy? policy)
     {
         try
         {
