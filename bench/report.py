@@ -46,6 +46,8 @@ def main():
 
     ratio("linearize: stock pipeline time / qcow linearize time (speedup)", "chain/stock", "chain/qcow")
     ratio("linearize: qcow linearize time / copy floor time", "chain/qcow", "chain/copy")
+    ratio("linearize: baseline build time / this build time", "chain/qcow-baseline", "chain/qcow")
+    ratio("export: baseline build time / this build time", "export/qcow-baseline", "export/qcow")
     ratio("export: qemu-img convert -l time / qcow convert -l time (speedup)", "export/qemu-img", "export/qcow")
     sparse = sorted({k.split("/")[0] for k in rows if k.startswith("sparse-")},
                     key=lambda s: int(__import__("subprocess").check_output(["numfmt", "--from=iec", s[7:]])))

@@ -6,6 +6,8 @@
 #   bash bench/run.sh --sparse        # sparse chain (~60 MiB of data) at 16 GiB vs 1 TiB virtual
 #   options: --virtual SIZE --base SIZE --delta SIZE --runs N --seed N --sections LIST --out DIR --keep
 #            --sparse-sizes "16G 1T" --sparse-stock-runs N
+#            --qcow DIR       time the qcow.dll in DIR instead of building src/Qcow.Cli
+#            --baseline DIR   also time the qcow.dll in DIR (an older build) in the same rotation: before/after
 #   sections (comma separated): chain, export, copy, mem, sparse
 # Timing is informational only: nothing here fails on speed. It fails (non-zero) when a layer written by
 # `qcow linearize` or an export by `qcow convert` differs in content from qemu-img's (qemu-img compare), or when
@@ -15,7 +17,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
 
 virtual=16G; base=1.5G; delta=250M; wmin=4K; wmax=1M; zero_pct=10; runs=3; seed=6
-sections=chain,export,copy,mem; out=$here/out; keep=0; build=1
+sections=chain,export,copy,mem; out=$here/out; keep=0; build=1; baseline=; qcow_dir=
 mem_virtual=64G; mem_base=512M; mem_delta=64M
 sparse_sizes="16G 1T"; sparse_base=30M; sparse_delta=5M; sparse_stock_runs=1
 while [[ $# -gt 0 ]]; do
@@ -32,6 +34,8 @@ while [[ $# -gt 0 ]]; do
     --out) out=$2; shift 2 ;;
     --keep) keep=1; shift ;;
     --no-build) build=0; shift ;;
+    --qcow) qcow_dir=$(cd "$2" && pwd); build=0; shift 2 ;;
+    --baseline) baseline=$(cd "$2" && pwd)/qcow.dll; shift 2 ;;
     --sparse-sizes) sparse_sizes=$2; shift 2 ;;
     --sparse-stock-runs) sparse_stock_runs=$2; shift 2 ;;
     -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
@@ -45,7 +49,7 @@ done
 bytes() { numfmt --from=iec "$1"; }
 has() { [[ ",$sections," == *",$1,"* ]]; }
 
-qcow_dll=$root/src/Qcow.Cli/bin/Release/net10.0/qcow.dll
+qcow_dll=${qcow_dir:-$root/src/Qcow.Cli/bin/Release/net10.0}/qcow.dll
 if [[ $build == 1 ]]; then
   dotnet build "$root/src/Qcow.Cli" -c Release -v q -nologo >/dev/null
 fi
@@ -129,6 +133,12 @@ linearize_vs_stock() {
       echo "-- $p: qcow linearize, run $r/$qruns"
       measure "$p/qcow" -- bash -c 'dotnet "$0" linearize "$1" "$2" >/dev/null && sync' "$qcow_dll" "$chain/imageC.qcow2" "$out/qcow"
     fi
+    if (( r <= qruns )) && [[ -n $baseline ]]; then
+      rm -rf "$out/qcow-baseline"; sync
+      echo "-- $p: baseline qcow linearize, run $r/$qruns"
+      measure "$p/qcow-baseline" -- bash -c 'dotnet "$0" linearize "$1" "$2" >/dev/null && sync' "$baseline" "$chain/imageC.qcow2" "$out/qcow-baseline"
+      rm -rf "$out/qcow-baseline"
+    fi
   done
   echo -e "$p/stock\t$(size_of "${layers[@]/#/$out/stock/}")" >> "$sizes"
   echo -e "$p/qcow\t$(size_of "${layers[@]/#/$out/qcow/}")" >> "$sizes"
@@ -152,6 +162,12 @@ if has export; then
     measure export/qemu-img -- bash -c 'qemu-img convert -O qcow2 -l snapshot.name=sn0 "$0" "$1" && sync' "$chain/imageA.qcow2" "$out/export-qemu.qcow2"
     echo "-- export: qcow convert -l, run $r/$runs"
     measure export/qcow -- bash -c 'dotnet "$0" convert -l snapshot.name=sn0 "$1" "$2" && sync' "$qcow_dll" "$chain/imageA.qcow2" "$out/export-qcow.qcow2"
+    if [[ -n $baseline ]]; then
+      rm -f "$out/export-baseline.qcow2"; sync
+      echo "-- export: baseline qcow convert -l, run $r/$runs"
+      measure export/qcow-baseline -- bash -c 'dotnet "$0" convert -l snapshot.name=sn0 "$1" "$2" && sync' "$baseline" "$chain/imageA.qcow2" "$out/export-baseline.qcow2"
+      rm -f "$out/export-baseline.qcow2"
+    fi
   done
   echo -e "export/qemu-img\t$(size_of "$out/export-qemu.qcow2")" >> "$sizes"
   echo -e "export/qcow\t$(size_of "$out/export-qcow.qcow2")" >> "$sizes"
