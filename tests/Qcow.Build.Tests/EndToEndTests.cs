@@ -151,32 +151,50 @@ public sealed class EndToEndTests(SeedChain seed, PackedSdk sdk) : IClassFixture
         string outDir = _dir["k/bin/Debug"];
         Dotnet.Ok(_dir["k"], "restore", proj);
 
-        // Ctrl+C (SIGINT) while the second layer is being written: the build stops, cancelled, and leaves no
-        // temporary and no partial layer.
+        // qemu-img's exports of the three states: any layer file present must be complete and equal to its state.
+        var exports = new Dictionary<string, string>
+        {
+            ["base_s0.qcow2"] = _dir["export-base-s0.qcow2"],
+            ["base.qcow2"] = _dir["export-base.qcow2"],
+            ["top.qcow2"] = _dir["export-top.qcow2"],
+        };
+        Qemu.Img("convert", "-O", "qcow2", "-l", "snapshot.name=s0", bas, exports["base_s0.qcow2"]);
+        Qemu.Img("convert", "-O", "qcow2", bas, exports["base.qcow2"]);
+        Qemu.Img("convert", "-O", "qcow2", top, exports["top.qcow2"]);
+        void AssertPresentLayersComplete()
+        {
+            foreach (var (layer, export) in exports)
+            {
+                string path = Path.Combine(outDir, layer);
+                if (!File.Exists(path)) continue;
+                Qemu.AssertClean(path);
+                Qemu.AssertIdentical(export, path);
+            }
+        }
+
+        // Ctrl+C (SIGINT) while the second layer is being written: the build stops, cancelled, leaving no temporary
+        // and no chain.json; a layer file is there only if it was complete (renamed into place) before the cancel.
         var (interrupted, intOutput) = Interrupt(proj, outDir, "INT");
         Assert.NotEqual(0, interrupted.ExitCode);
         Assert.Contains("QCOW0007", intOutput.ToString(), StringComparison.Ordinal);
         Assert.Empty(Directory.EnumerateFiles(outDir, ".*qcow-tmp-*"));
         Assert.False(File.Exists(Path.Combine(outDir, "chain.json")));
-        Assert.False(File.Exists(Path.Combine(outDir, "base.qcow2")));
+        AssertPresentLayersComplete();
         interrupted.Dispose();
 
-        // Kill -9 the build (its whole process tree) at the same point.
-        File.Delete(Path.Combine(outDir, "base_s0.qcow2"));
+        // Kill -9 the build (its whole process tree) at the same point, from scratch.
+        foreach (var f in Directory.EnumerateFiles(outDir, "*.qcow2")) File.Delete(f);
         var (killed, _) = Interrupt(proj, outDir, "KILL");
         killed.Dispose();
         Assert.False(File.Exists(Path.Combine(outDir, "chain.json")));
-        Assert.False(File.Exists(Path.Combine(outDir, "base.qcow2")));
+        AssertPresentLayersComplete();
 
         // The next -question fails (something is out of date), the next build completes the chain correctly.
         Assert.NotEqual(0, Dotnet.Run(_dir["k"], "build", proj, "-nodeReuse:false", "-question").ExitCode);
         Dotnet.Ok(_dir["k"], "build", proj, "-nodeReuse:false");
         Assert.Empty(Directory.EnumerateFiles(outDir, ".*qcow-tmp-*"));
-        string exportTop = _dir["export-top.qcow2"], exportS0 = _dir["export-s0.qcow2"];
-        Qemu.Img("convert", "-O", "qcow2", top, exportTop);
-        Qemu.Img("convert", "-O", "qcow2", "-l", "snapshot.name=s0", bas, exportS0);
-        Qemu.AssertIdentical(exportS0, Path.Combine(outDir, "base_s0.qcow2"));
-        Qemu.AssertIdentical(exportTop, Path.Combine(outDir, "top.qcow2"));
+        Assert.All(exports.Keys, l => Assert.True(File.Exists(Path.Combine(outDir, l)), l));
+        AssertPresentLayersComplete();
         Dotnet.Ok(_dir["k"], "build", proj, "-nodeReuse:false", "-question");
     }
 
