@@ -59,6 +59,7 @@ public sealed class LinearizeQcowChain : QcowTask
             OutputFolder = outDir,
             Options = options,
             Snapshots = snapshots.Length == 0 ? null : snapshots,
+            NamePattern = Chain.GetMetadata("NamePattern") is { Length: > 0 } np ? np : null,
             Policy = Settings.Policy(Settings.FullPaths(Chain.GetMetadata(Settings.AllowedBackingPaths), dir), w => Warning(Codes.EngineWarning, top, w)),
             OnlyImages = only,
         };

@@ -34,6 +34,9 @@ public sealed class ResolveQcowInputs : QcowTask
     /// <summary>Default compat (QcowCompat).</summary>
     public string? DefaultCompat { get; set; }
 
+    /// <summary>Default layer name pattern of chains (QcowLayerNamePattern).</summary>
+    public string? DefaultNamePattern { get; set; }
+
     /// <summary>Default compression (QcowCompression: none, zlib, zstd).</summary>
     public string? DefaultCompression { get; set; }
 
@@ -122,11 +125,13 @@ public sealed class ResolveQcowInputs : QcowTask
         if (Common(item) is not var (options, allowed)) return;
         string outDir = Dir(Full(Settings.Meta(item, "OutputDir", DefaultOutputDir)));
         string[] snapshots = Settings.List(item.GetMetadata("Snapshots"));
+        string namePattern = Settings.Meta(item, "NamePattern", DefaultNamePattern) is { Length: > 0 } np ? np : Linearizer.DefaultNamePattern;
         var request = new LinearizeRequest
         {
             TopImage = top,
             OutputFolder = outDir,
             Options = options,
+            NamePattern = namePattern,
             Snapshots = snapshots.Length == 0 ? null : snapshots,
             Policy = Settings.Policy(allowed, w => Warning(Codes.EngineWarning, top, w)),
         };
@@ -156,12 +161,13 @@ public sealed class ResolveQcowInputs : QcowTask
         resolved.SetMetadata(Settings.Compression, Settings.CompressionText(options));
         resolved.SetMetadata(Settings.AllowedBackingPaths, string.Join(";", allowed));
         resolved.SetMetadata("Snapshots", string.Join(";", snapshots));
+        resolved.SetMetadata("NamePattern", namePattern);
         resolved.SetMetadata("ChainId", chainId);
         resolved.SetMetadata("Chain", top);
         resolved.SetMetadata("ChainJson", chainJson);
         chains.Add(resolved);
 
-        string common = $"chain={top}\noutputDir={outDir}\noptions={optionsText}\nsnapshots={string.Join(";", snapshots)}\nallowed={string.Join(";", allowed)}";
+        string common = $"chain={top}\noutputDir={outDir}\noptions={optionsText}\nsnapshots={string.Join(";", snapshots)}\nnames={namePattern}\nallowed={string.Join(";", allowed)}";
         foreach (var layer in plan.Layers)
         {
             string output = Path.Combine(outDir, layer.FileName);

@@ -12,6 +12,7 @@ internal static class LinearizeCommand
         var options = new Option<string>("-o") { Description = "Layer options: cluster_size=SIZE (default 64k), compat=0.10|1.1, compression_type=zlib|zstd.", HelpName = "OPTIONS" };
         var compress = new Option<bool>("-c") { Description = "Compress data clusters of every layer." };
         var snapshots = new Option<string>("--snapshots") { Description = "Comma-separated snapshot names (or ids) to keep as layers; others are folded into the next state. Default: all.", HelpName = "LIST" };
+        var names = new Option<string>("--name-pattern") { Description = "Layer names: {image} and {snapshot} (default {image}_{snapshot}; for a current state {snapshot} and its separator drop out).", HelpName = "PATTERN" };
         var verbose = new Option<bool>("-v", "--verbose") { Description = "Print each layer with the bytes read and written." };
         var progress = new Option<bool>("-p") { Description = "Show progress." };
         var allow = QcowCommand.AllowBackingOption();
@@ -19,7 +20,7 @@ internal static class LinearizeCommand
         var outDir = new Argument<string>("OUTDIR") { Description = "Folder for the layers and chain.json." };
         var cmd = new Command("linearize", "Turn a chain of internal snapshots and backing files into a plain external chain: one layer per state, bottom-up, each holding only what differs from the one below, plus chain.json.")
         {
-            options, compress, snapshots, verbose, progress, allow, top, outDir,
+            options, compress, snapshots, names, verbose, progress, allow, top, outDir,
         };
         cmd.SetAction(r =>
         {
@@ -29,6 +30,7 @@ internal static class LinearizeCommand
                 TopImage = r.GetValue(top)!,
                 OutputFolder = r.GetValue(outDir)!,
                 Options = wo,
+                NamePattern = r.GetValue(names),
                 Snapshots = r.GetValue(snapshots)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
                 Policy = QcowCommand.Policy(r, allow),
             };

@@ -163,5 +163,31 @@ public sealed class ItemTests(SeedChain seed) : IDisposable
         Qemu.AssertIdentical(_dir["top-export.qcow2"], p.Out("top.qcow2"));
     }
 
+    [SkippableFact]
+    public void NamePattern_names_the_layers_and_a_clashing_pattern_is_one_error()
+    {
+        seed.CopyTo(_dir["images"]);
+        var p = new ImgProject(_dir.Path, """<ItemGroup><QcowChain Include="images/imageC.qcow2" NamePattern="{snapshot}-{image}" /></ItemGroup>""");
+        AssertBuilt(p.Build());
+        string[] expected = ["sn0-imageA.qcow2", "imageA.qcow2", "sn0-imageB.qcow2", "sn1-imageB.qcow2", "imageB.qcow2", "sn0-imageC.qcow2", "imageC.qcow2"];
+        foreach (var f in expected) Assert.True(File.Exists(p.Out(f)), $"{f} missing");
+        Assert.Contains("\"backing-filename\": \"sn1-imageB.qcow2\"", Qemu.Img("info", "--output=json", p.Out("imageB.qcow2")).StdOut);
+        Qemu.AssertIdentical(_dir["images/imageC.qcow2"], p.Out("imageC.qcow2"));
+
+        // The project-wide default applies to items without the metadata.
+        Directory.CreateDirectory(_dir["q"]);
+        Directory.CreateDirectory(_dir["bad"]);
+        var q = new ImgProject(_dir["q"], """<ItemGroup><QcowChain Include="../images/imageC.qcow2" /></ItemGroup>""");
+        AssertBuilt(q.Build(properties: new Dictionary<string, string> { ["QcowLayerNamePattern"] = "{image}.{snapshot}" }));
+        Assert.True(File.Exists(q.Out("imageB.sn1.qcow2")));
+        Assert.True(File.Exists(q.Out("imageB.qcow2")));
+
+        // A pattern under which states would clash is one clear error.
+        var bad = new ImgProject(_dir["bad"], """<ItemGroup><QcowChain Include="../images/imageC.qcow2" NamePattern="{image}" /></ItemGroup>""");
+        var outcome = bad.Build();
+        Assert.False(outcome.Success);
+        Assert.Contains("{snapshot}", Assert.Single(outcome.Log.Errors).Message, StringComparison.Ordinal);
+    }
+
     public void Dispose() => _dir.Dispose();
 }

@@ -146,6 +146,22 @@ public class FormatUnitTests
         Assert.Contains("unknown option", Assert.Throws<QcowException>(() => WriteOptions.Default.With("preallocation=full")).Message);
     }
 
+    [Theory]
+    [InlineData("{image}_{snapshot}", "sn0", "imageA_sn0.qcow2")]
+    [InlineData("{image}_{snapshot}", null, "imageA.qcow2")]
+    [InlineData("{snapshot}-{image}", null, "imageA.qcow2")]
+    [InlineData("{image}.{snapshot}.qcow2", "s1", "imageA.s1.qcow2")]
+    [InlineData("v1-{image}-{snapshot}", null, "v1-imageA.qcow2")]
+    public void Layer_names_follow_the_pattern(string pattern, string? snapshot, string expected) =>
+        Assert.Equal(expected, Linearizer.LayerName(pattern, "imageA", snapshot, "imageA.qcow2"));
+
+    [Theory]
+    [InlineData("{snapshot}")]
+    [InlineData("{image}")]
+    [InlineData("../{image}_{snapshot}")]
+    public void Layer_name_patterns_that_clash_or_escape_are_refused(string pattern) =>
+        Assert.Throws<QcowException>(() => Linearizer.LayerName(pattern, "imageA", "sn0", "imageA.qcow2"));
+
     [Fact]
     public void Diff_base_parses_rfc_syntax()
     {

@@ -25,6 +25,12 @@ public sealed record LinearizeRequest
     /// up to date in the output folder already (they are written anyway when missing). Used for partial rebuilds.
     /// </summary>
     public IReadOnlySet<string>? OnlyImages { get; init; }
+    /// <summary>
+    /// How layers are named, without ".qcow2": <c>{image}</c> is the source image's file name without extension,
+    /// <c>{snapshot}</c> the snapshot's name. For an image's current state <c>{snapshot}</c> is empty and a
+    /// separator (<c>_</c>, <c>-</c>, <c>.</c>) next to it is dropped. Default <c>{image}_{snapshot}</c>.
+    /// </summary>
+    public string? NamePattern { get; init; }
 }
 
 /// <summary>One layer of a linear chain, as planned from the sources.</summary>
@@ -126,7 +132,7 @@ public static class Linearizer
             int depth = i;
             foreach (var snap in linkStates)
             {
-                string file = snap is null ? $"{stem}.qcow2" : $"{stem}_{snap.Name}.qcow2";
+                string file = LayerName(request.NamePattern ?? DefaultNamePattern, stem, snap?.Name, link.Path);
                 // Snapshot names come from the image: never let one steer the output out of OUTDIR.
                 if (snap is not null && !IsPlainFileName(snap.Name))
                     throw new QcowException(link.Path, $"snapshot name '{snap.Name}' cannot be part of a file name (path separators, '..' or control characters); leave it out with --snapshots or rename it");
@@ -151,6 +157,30 @@ public static class Linearizer
             }
         }
         return new ChainPlan { Layers = layers, InputFiles = files, DependenciesByImage = deps };
+    }
+
+    /// <summary>The default layer name pattern: <c>imageA_sn0.qcow2</c>, <c>imageA.qcow2</c>.</summary>
+    public const string DefaultNamePattern = "{image}_{snapshot}";
+
+    /// <summary>Expands a name pattern (see <see cref="LinearizeRequest.NamePattern"/>) into a layer file name.</summary>
+    public static string LayerName(string pattern, string image, string? snapshot, string sourcePath)
+    {
+        if (!pattern.Contains("{image}", StringComparison.Ordinal))
+            throw new QcowException(sourcePath, $"layer name pattern '{pattern}' must contain {{image}} (layers of different images would clash)");
+        string name = pattern.Replace("{image}", image, StringComparison.Ordinal);
+        if (snapshot is not null)
+            name = name.Replace("{snapshot}", snapshot, StringComparison.Ordinal);
+        else
+        {
+            foreach (var sep in new[] { "_", "-", "." })
+                name = name.Replace(sep + "{snapshot}", "", StringComparison.Ordinal).Replace("{snapshot}" + sep, "", StringComparison.Ordinal);
+            name = name.Replace("{snapshot}", "", StringComparison.Ordinal);
+        }
+        if (!pattern.Contains("{snapshot}", StringComparison.Ordinal) && snapshot is not null)
+            throw new QcowException(sourcePath, $"layer name pattern '{pattern}' must contain {{snapshot}} (the states of one image would clash)");
+        if (!IsPlainFileName(name))
+            throw new QcowException(sourcePath, $"layer name '{name}' from pattern '{pattern}' is not a plain file name");
+        return name.EndsWith(".qcow2", StringComparison.OrdinalIgnoreCase) ? name : name + ".qcow2";
     }
 
     private static bool IsPlainFileName(string name) =>
