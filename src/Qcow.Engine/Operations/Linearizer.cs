@@ -213,6 +213,8 @@ public static class Linearizer
             OutputGuard.RefuseOverwritingInputs(plan.InputFiles, Path.Combine(outDir, layer.FileName));
         OutputGuard.RefuseOverwritingInputs(plan.InputFiles, Path.Combine(outDir, ChainJsonName));
         Directory.CreateDirectory(outDir);
+        // A killed run may have left temporaries for layers this run keeps rather than rewrites.
+        foreach (var layer in plan.Layers) OutputFile.RemoveStaleTemporaries(Path.Combine(outDir, layer.FileName));
 
         // Each layer's flush, hash and rename run in the background, in layer order, while the next layer is being
         // diffed: the disk and the hash work while the sources are read. Layers still appear one by one, complete.

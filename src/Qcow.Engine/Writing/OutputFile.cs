@@ -160,7 +160,7 @@ public sealed class OutputFile : IDisposable
     }
 
     /// <summary>Deletes temporaries for <paramref name="target"/> whose writing process no longer runs.</summary>
-    private static void RemoveStaleTemporaries(string target)
+    internal static void RemoveStaleTemporaries(string target)
     {
         string folder = Path.GetDirectoryName(target)!;
         string prefix = $".{Path.GetFileName(target)}{TempMarker}";
