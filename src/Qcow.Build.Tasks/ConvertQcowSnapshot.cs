@@ -97,6 +97,7 @@ public sealed class ConvertQcowSnapshot : QcowTask
         item.SetMetadata("Snapshot", request.SourceSnapshot ?? "");
         item.SetMetadata("BackingFile", request.BackingFile ?? "");
         item.SetMetadata("Sha256", stats.Sha256 ?? "");
+        item.SetMetadata("VirtualSize", stats.VirtualSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
         OutputItem = item;
     }
 }

@@ -79,7 +79,8 @@ public class ConvertDiffTests
         b.Scatter(img, 16 << 20, 4, 1 << 20);
 
         string small = dir["small.qcow2"];
-        ConvertOperation.Run(new ConvertRequest { Source = img, SourceSnapshot = "small", Output = small });
+        var smallStats = ConvertOperation.Run(new ConvertRequest { Source = img, SourceSnapshot = "small", Output = small });
+        Assert.Equal(16L << 20, smallStats.VirtualSize);
         // The snapshot is exported at its own recorded size, not the image's current size.
         Assert.Contains("\"virtual-size\": 16777216", Qemu.Img("info", "--output=json", small).StdOut);
 

@@ -99,6 +99,6 @@ public static class ConvertOperation
                 request.BackingFile is null ? null : request.BackingFormat ?? "qcow2");
         var stats = DiffWriter.Write(top, below, sink, Path.GetFileName(request.Output), progress, cancel);
         string? sha = sink.Commit(request.ComputeSha256);
-        return stats with { Sha256 = sha, FileSize = new FileInfo(output.TargetPath).Length };
+        return stats with { Sha256 = sha, FileSize = new FileInfo(output.TargetPath).Length, VirtualSize = top.Size };
     }
 }

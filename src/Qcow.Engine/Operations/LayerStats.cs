@@ -11,6 +11,8 @@ public sealed record LayerStats
     public long DataClusters { get; init; }
     /// <summary>Clusters stored as zero clusters.</summary>
     public long ZeroClusters { get; init; }
+    /// <summary>Virtual size of the image written.</summary>
+    public long VirtualSize { get; init; }
     /// <summary>Size of the output file in bytes.</summary>
     public long FileSize { get; init; }
     /// <summary>SHA-256 of the output file (lower-case hex), when computed.</summary>
