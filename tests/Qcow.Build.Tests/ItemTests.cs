@@ -189,5 +189,27 @@ public sealed class ItemTests(SeedChain seed) : IDisposable
         Assert.Contains("{snapshot}", Assert.Single(outcome.Log.Errors).Message, StringComparison.Ordinal);
     }
 
+    [SkippableFact]
+    public void A_malformed_image_is_one_QCOW_error_naming_it_and_nothing_is_written()
+    {
+        Qemu.Require();
+        seed.CopyTo(_dir["images"]);
+        // Damage imageB's header: l1_size far past qemu's 32 MiB limit.
+        string imageB = _dir["images/imageB.qcow2"];
+        using (var f = File.Open(imageB, FileMode.Open))
+        {
+            f.Position = 36;
+            f.Write([0x7f, 0xff, 0xff, 0xff]);
+        }
+        var p = new ImgProject(_dir.Path, """<ItemGroup><QcowChain Include="images/imageC.qcow2" /></ItemGroup>""");
+        var b = p.Build();
+        Assert.False(b.Success);
+        var e = Assert.Single(b.Log.Errors);
+        Assert.StartsWith("QCOW", e.Code, StringComparison.Ordinal);
+        Assert.Equal(imageB, e.File);
+        Assert.Contains("l1_size", e.Message, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(p.OutDir) && Directory.EnumerateFiles(p.OutDir, "*.qcow2").Any());
+    }
+
     public void Dispose() => _dir.Dispose();
 }
