@@ -27,45 +27,71 @@ internal static class DiffWriter
         int cs = writer.ClusterSize;
         long size = top.Size;
         long bytesRead = 0, compared = 0;
-        var options = writer.Options;
-        // Two batches: while one is read and compared on the thread pool, the caller's thread writes the other's
-        // results, so reading, comparing and writing overlap. Batches are written in order: output stays deterministic.
-        var filling = new Batch(cs, options.Compress);
-        Batch? inflight = null;
-        Task? inflightTask = null;
-
-        void Emit(Batch b)
-        {
-            for (int i = 0; i < b.Count; i++)
-            {
-                bytesRead += b.Read[i];
-                long c = b.Clusters[i];
-                switch (b.Results[i].Outcome)
-                {
-                    case Outcome.Zero: writer.AddZero(c); break;
-                    case Outcome.Data: writer.AddData(c, b.Top[i].AsSpan(0, b.Results[i].Length)); break;
-                    case Outcome.Compressed: writer.AddCompressed(c, b.Below[i].AsSpan(0, b.Results[i].Length)); break;
-                }
-            }
-            compared += b.Count;
-            progress?.Invoke(new ProgressInfo(Math.Min(size, (b.Clusters[b.Count - 1] + 1) * cs), size, stage));
-            b.Count = 0;
-        }
-
-        void Dispatch()
-        {
-            cancel.ThrowIfCancellationRequested();
-            var previous = inflight;
-            inflightTask?.GetAwaiter().GetResult();
-            var full = filling;
-            inflight = full;
-            inflightTask = Task.Run(() => Process(full, top, below, size, options, cancel), cancel);
-            if (previous is not null) Emit(previous);
-            filling = previous ?? new Batch(cs, options.Compress);
-        }
-
+        var batch = new List<long>(BatchClusters);
+        var results = new Result[BatchClusters];
+        var topBufs = new byte[BatchClusters][];
+        var belowBufs = new byte[BatchClusters][];
+        int maxCompressed = cs + 1024;
         try
         {
+            for (int i = 0; i < BatchClusters; i++)
+            {
+                topBufs[i] = ArrayPool<byte>.Shared.Rent(cs);
+                belowBufs[i] = ArrayPool<byte>.Shared.Rent(Math.Max(cs, writer.Options.Compress ? maxCompressed : 0));
+            }
+
+            void RunBatch()
+            {
+                cancel.ThrowIfCancellationRequested();
+                int n = batch.Count;
+                long[] read = new long[n];
+                Parallel.For(0, n, new ParallelOptions { CancellationToken = cancel }, i =>
+                {
+                    long c = batch[i];
+                    long start = c * cs;
+                    int len = (int)Math.Min(cs, size - start);
+                    var t = topBufs[i].AsSpan(0, len);
+                    var b = belowBufs[i].AsSpan(0, len);
+                    read[i] = ReadCounting(top, start, t);
+                    if (below is not null)
+                    {
+                        if (ReadsAsZero(below, start, len))
+                        {
+                            // Nothing to read below: equal exactly when the top cluster is all zeros.
+                            if (!t.ContainsAnyExcept((byte)0)) { results[i] = new Result(Outcome.Same, 0); return; }
+                        }
+                        else
+                        {
+                            read[i] += ReadCounting(below, start, b);
+                            if (t.SequenceEqual(b)) { results[i] = new Result(Outcome.Same, 0); return; }
+                            if (!t.ContainsAnyExcept((byte)0)) { results[i] = new Result(Outcome.Zero, 0); return; }
+                        }
+                    }
+                    else if (!t.ContainsAnyExcept((byte)0)) { results[i] = new Result(Outcome.Zero, 0); return; }
+                    if (writer.Options.Compress && len == cs)
+                    {
+                        // The below buffer is no longer needed: compress into it.
+                        int clen = ClusterCompression.Compress(writer.Options.CompressionType, t, belowBufs[i].AsSpan(0, maxCompressed));
+                        if (clen > 0) { results[i] = new Result(Outcome.Compressed, clen); return; }
+                    }
+                    results[i] = new Result(Outcome.Data, len);
+                });
+                for (int i = 0; i < n; i++)
+                {
+                    bytesRead += read[i];
+                    long c = batch[i];
+                    switch (results[i].Outcome)
+                    {
+                        case Outcome.Zero: writer.AddZero(c); break;
+                        case Outcome.Data: writer.AddData(c, topBufs[i].AsSpan(0, results[i].Length)); break;
+                        case Outcome.Compressed: writer.AddCompressed(c, belowBufs[i].AsSpan(0, results[i].Length)); break;
+                    }
+                }
+                compared += n;
+                progress?.Invoke(new ProgressInfo(Math.Min(size, (batch[^1] + 1) * cs), size, stage));
+                batch.Clear();
+            }
+
             long lastCandidate = -1;
             long offset = 0;
             long lastReport = 0;
@@ -91,8 +117,8 @@ internal static class DiffWriter
                     long last = (offset + len - 1) / cs;
                     for (long c = first; c <= last; c++)
                     {
-                        filling.Clusters[filling.Count++] = c;
-                        if (filling.Count == BatchClusters) Dispatch();
+                        batch.Add(c);
+                        if (batch.Count == BatchClusters) RunBatch();
                     }
                     lastCandidate = Math.Max(lastCandidate, last);
                 }
@@ -104,13 +130,7 @@ internal static class DiffWriter
                     lastReport = offset;
                 }
             }
-            if (filling.Count > 0) Dispatch();
-            if (inflightTask is not null)
-            {
-                inflightTask.GetAwaiter().GetResult();
-                inflightTask = null;
-                Emit(inflight!);
-            }
+            if (batch.Count > 0) RunBatch();
             progress?.Invoke(new ProgressInfo(size, size, stage));
         }
         catch (AggregateException e) when (e.InnerExceptions[0] is QcowException)
@@ -121,10 +141,8 @@ internal static class DiffWriter
         }
         finally
         {
-            // A batch still being read owns its buffers until it stops.
-            try { inflightTask?.Wait(); } catch (AggregateException) { }
-            filling.Dispose();
-            inflight?.Dispose();
+            foreach (var b in topBufs) if (b is not null) ArrayPool<byte>.Shared.Return(b);
+            foreach (var b in belowBufs) if (b is not null) ArrayPool<byte>.Shared.Return(b);
         }
         return new LayerStats
         {
@@ -133,43 +151,6 @@ internal static class DiffWriter
             DataClusters = writer.DataClusters,
             ZeroClusters = writer.ZeroClusters,
         };
-    }
-
-    /// <summary>Reads and compares the clusters of <paramref name="b"/> in parallel, deciding each one's outcome.</summary>
-    private static void Process(Batch b, DiskView top, DiskView? below, long size, WriteOptions options, CancellationToken cancel)
-    {
-        int cs = options.ClusterSize;
-        int maxCompressed = cs + 1024;
-        Parallel.For(0, b.Count, new ParallelOptions { CancellationToken = cancel }, i =>
-        {
-            long start = b.Clusters[i] * cs;
-            int len = (int)Math.Min(cs, size - start);
-            var t = b.Top[i].AsSpan(0, len);
-            b.Read[i] = ReadCounting(top, start, t);
-            if (below is not null)
-            {
-                if (ReadsAsZero(below, start, len))
-                {
-                    // Nothing to read below: equal exactly when the top cluster is all zeros.
-                    if (!t.ContainsAnyExcept((byte)0)) { b.Results[i] = new Result(Outcome.Same, 0); return; }
-                }
-                else
-                {
-                    var d = b.Below[i].AsSpan(0, len);
-                    b.Read[i] += ReadCounting(below, start, d);
-                    if (t.SequenceEqual(d)) { b.Results[i] = new Result(Outcome.Same, 0); return; }
-                    if (!t.ContainsAnyExcept((byte)0)) { b.Results[i] = new Result(Outcome.Zero, 0); return; }
-                }
-            }
-            else if (!t.ContainsAnyExcept((byte)0)) { b.Results[i] = new Result(Outcome.Zero, 0); return; }
-            if (options.Compress && len == cs)
-            {
-                // The below buffer is no longer needed: compress into it.
-                int clen = ClusterCompression.Compress(options.CompressionType, t, b.Below[i].AsSpan(0, maxCompressed));
-                if (clen > 0) { b.Results[i] = new Result(Outcome.Compressed, clen); return; }
-            }
-            b.Results[i] = new Result(Outcome.Data, len);
-        });
     }
 
     /// <summary>True when every byte of the range reads as zero without touching a file (no read needed).</summary>
@@ -183,36 +164,6 @@ internal static class DiffWriter
             offset += e.Length;
         }
         return true;
-    }
-
-    /// <summary>One batch of candidate clusters with its pooled buffers.</summary>
-    private sealed class Batch : IDisposable
-    {
-        public readonly long[] Clusters = new long[BatchClusters];
-        public readonly Result[] Results = new Result[BatchClusters];
-        public readonly long[] Read = new long[BatchClusters];
-        public readonly byte[][] Top = new byte[BatchClusters][];
-        public readonly byte[][] Below = new byte[BatchClusters][];
-        public int Count;
-
-        public Batch(int clusterSize, bool compress)
-        {
-            for (int i = 0; i < BatchClusters; i++)
-            {
-                Top[i] = ArrayPool<byte>.Shared.Rent(clusterSize);
-                Below[i] = ArrayPool<byte>.Shared.Rent(compress ? clusterSize + 1024 : clusterSize);
-            }
-        }
-
-        public void Dispose()
-        {
-            for (int i = 0; i < BatchClusters; i++)
-            {
-                if (Top[i] is { } t) ArrayPool<byte>.Shared.Return(t);
-                if (Below[i] is { } b) ArrayPool<byte>.Shared.Return(b);
-                Top[i] = Below[i] = null!;
-            }
-        }
     }
 
     /// <summary>Reads guest bytes, returning how many came from data clusters (zeros cost nothing).</summary>
