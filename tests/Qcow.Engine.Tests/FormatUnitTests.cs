@@ -162,6 +162,18 @@ public class FormatUnitTests
     public void Layer_name_patterns_that_clash_or_escape_are_refused(string pattern) =>
         Assert.Throws<QcowException>(() => Linearizer.LayerName(pattern, "imageA", "sn0", "imageA.qcow2"));
 
+    [SkippableFact]
+    public void Opened_files_report_the_real_path_the_kernel_opened()
+    {
+        Skip.IfNot(OperatingSystem.IsLinux(), "uses /proc/self/fd");
+        using var dir = new TempDir("real");
+        Directory.CreateDirectory(dir["elsewhere"]);
+        File.WriteAllBytes(dir["elsewhere/target.bin"], [1, 2, 3]);
+        File.CreateSymbolicLink(dir["link.bin"], dir["elsewhere/target.bin"]);
+        using var f = IO.ImageFile.Open(dir["link.bin"]);
+        Assert.Equal(dir["elsewhere/target.bin"], f.OpenedRealPath);
+    }
+
     [Fact]
     public void Diff_base_parses_rfc_syntax()
     {

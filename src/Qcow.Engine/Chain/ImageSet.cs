@@ -94,6 +94,7 @@ public sealed class ImageSet : IDisposable
         }
         try
         {
+            if (namedBy is not null) RecheckOpened(file, namedBy, "backing file");
             if (format is null)
             {
                 format = Probe(file);
@@ -109,7 +110,17 @@ public sealed class ImageSet : IDisposable
             if (link.Image is { NeedsDataFile: true } image)
             {
                 string dataPath = ResolveNamedFile(path, image.Extensions.ExternalDataFile!, "external data file", [link]);
-                image.AttachDataFile(ImageFile.Open(dataPath));
+                var dataFile = ImageFile.Open(dataPath);
+                try
+                {
+                    RecheckOpened(dataFile, path, "external data file");
+                }
+                catch
+                {
+                    dataFile.Dispose();
+                    throw;
+                }
+                image.AttachDataFile(dataFile);
             }
             _links[path] = link;
             return link;
@@ -142,6 +153,15 @@ public sealed class ImageSet : IDisposable
         if (!PathPolicy.IsAllowed(resolved, folder, Policy.AllowedPaths))
             throw new QcowException(namingImage, $"{what} '{name}' resolves to {PathPolicy.RealPath(resolved)}, outside {PathPolicy.RealPath(folder)}; allow it explicitly (qcow --allow-backing PATH, MSBuild property QcowAllowedBackingPaths)");
         return resolved;
+    }
+
+    /// <summary>The policy again, on the file actually opened: a symlink swapped in after the check is caught here.</summary>
+    private void RecheckOpened(ImageFile file, string namingImage, string what)
+    {
+        string folder = Path.GetDirectoryName(namingImage)!;
+        string real = file.OpenedRealPath;
+        if (!PathPolicy.IsAllowed(real, folder, Policy.AllowedPaths, fileIsReal: true))
+            throw new QcowException(namingImage, $"{what} opened as {real}, outside {PathPolicy.RealPath(folder)} (did the path change while it was opened?); allow it explicitly (qcow --allow-backing PATH, MSBuild property QcowAllowedBackingPaths)");
     }
 
     private static string Describe(IReadOnlyList<ChainLink> chain) => string.Join(" -> ", chain.Select(l => l.Path));

@@ -21,9 +21,9 @@ internal static class PathPolicy
     }
 
     /// <summary>True when <paramref name="file"/> lies (symlinks resolved) under <paramref name="folder"/> or an allowed path.</summary>
-    public static bool IsAllowed(string file, string folder, IReadOnlyList<string> allowed)
+    public static bool IsAllowed(string file, string folder, IReadOnlyList<string> allowed, bool fileIsReal = false)
     {
-        string real = RealPath(file);
+        string real = fileIsReal ? file : RealPath(file);
         if (IsUnder(real, RealPath(folder))) return true;
         foreach (var a in allowed)
         {

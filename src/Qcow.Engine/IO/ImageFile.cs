@@ -96,6 +96,34 @@ public sealed class ImageFile : IDisposable
     public IEnumerable<(long Offset, long Length, bool Hole)> HostRuns(long offset, long length) =>
         SparseFile.Runs(_handle, Length, offset, length);
 
+    /// <summary>
+    /// The path the kernel gives for the opened handle (Linux: /proc/self/fd), with every symlink resolved as it was
+    /// at open time; the requested path elsewhere. Checking this after opening closes the gap between checking a path
+    /// and opening it, in which a symlink could be swapped in.
+    /// </summary>
+    public string OpenedRealPath
+    {
+        get
+        {
+            if (!OperatingSystem.IsLinux()) return Path;
+            bool added = false;
+            try
+            {
+                _handle.DangerousAddRef(ref added);
+                string link = $"/proc/self/fd/{(int)_handle.DangerousGetHandle()}";
+                return new FileInfo(link).LinkTarget ?? Path;
+            }
+            catch (IOException)
+            {
+                return Path;
+            }
+            finally
+            {
+                if (added) _handle.DangerousRelease();
+            }
+        }
+    }
+
     /// <summary>Bytes the file occupies on disk (sparse files less than their length), or null when unknown.</summary>
     public long? AllocatedSize => SparseFile.AllocatedSize(_handle);
 
