@@ -211,5 +211,30 @@ public sealed class ItemTests(SeedChain seed) : IDisposable
         Assert.False(Directory.Exists(p.OutDir) && Directory.EnumerateFiles(p.OutDir, "*.qcow2").Any());
     }
 
+    [SkippableFact]
+    public void An_output_that_cannot_be_written_is_QCOW0003_and_a_probed_backing_format_warns_QCOW0100()
+    {
+        seed.CopyTo(_dir["images"]);
+        var p = new ImgProject(_dir.Path, """<ItemGroup><QcowChain Include="images/imageC.qcow2" /></ItemGroup>""");
+        // A folder where a layer should go: the engine cannot write it.
+        Directory.CreateDirectory(p.Out("imageB_sn1.qcow2"));
+        var failed = p.Build();
+        Assert.False(failed.Success);
+        var e = Assert.Single(failed.Log.Errors);
+        Assert.Equal("QCOW0003", e.Code);
+        Assert.Equal(p.Out("imageB_sn1.qcow2"), e.File);
+        Directory.Delete(p.Out("imageB_sn1.qcow2"));
+
+        // An overlay that records no backing format: probed, with a warning that names it.
+        string top = _dir["images/noformat.qcow2"];
+        using (var w = new Qcow.Engine.Writing.QcowWriter(Qcow.Engine.Writing.OutputFile.Create(top), 4 << 20, Qcow.Engine.Writing.WriteOptions.Default, "imageC.qcow2", backingFormat: null))
+            w.Commit(false);
+        Directory.CreateDirectory(_dir["q"]);
+        var q = new ImgProject(_dir["q"], """<ItemGroup><QcowChain Include="../images/noformat.qcow2" /></ItemGroup>""");
+        var warned = q.Build();
+        Assert.True(warned.Success, warned.Log.Text);
+        Assert.Contains(warned.Log.Warnings, x => x.Code == "QCOW0100" && x.File == top);
+    }
+
     public void Dispose() => _dir.Dispose();
 }
