@@ -92,12 +92,30 @@ public static class ConvertOperation
         string? backingName = request.BackingFile is { } bf && Path.IsPathRooted(bf)
             ? Path.GetRelativePath(Path.GetDirectoryName(Path.GetFullPath(request.Output))!, bf).Replace('\\', '/')
             : request.BackingFile;
+        string stage = Path.GetFileName(request.Output);
         var output = OutputFile.Create(request.Output);
-        using IClusterSink sink = request.OutputFormat == "raw"
-            ? new RawWriter(output, top.Size, request.Options)
-            : new QcowWriter(output, top.Size, request.Options, backingName,
-                request.BackingFile is null ? null : request.BackingFormat ?? "qcow2");
-        var stats = DiffWriter.Write(top, below, sink, Path.GetFileName(request.Output), progress, cancel);
+        IClusterSink sink;
+        DiffPlan? plan;
+        try
+        {
+            // When a hash is wanted, plan first so the output is hashed as it is written rather than read back.
+            plan = request.ComputeSha256 && request.OutputFormat == "qcow2" && !request.Options.Compress
+                ? DiffWriter.Classify(top, below, request.Options, stage, progress, cancel)
+                : null;
+            sink = request.OutputFormat == "raw"
+                ? new RawWriter(output, top.Size, request.Options)
+                : new QcowWriter(output, top.Size, request.Options, backingName,
+                    request.BackingFile is null ? null : request.BackingFormat ?? "qcow2", plan?.Layout);
+        }
+        catch
+        {
+            output.Dispose();
+            throw;
+        }
+        using var _ = sink;
+        var stats = plan is not null
+            ? DiffWriter.Emit(plan, top, (QcowWriter)sink, cancel)
+            : DiffWriter.Write(top, below, sink, stage, progress, cancel);
         string? sha = sink.Commit(request.ComputeSha256);
         return stats with { Sha256 = sha, FileSize = new FileInfo(output.TargetPath).Length, VirtualSize = top.Size };
     }

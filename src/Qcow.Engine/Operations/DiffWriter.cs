@@ -24,7 +24,101 @@ internal static class DiffWriter
     public static LayerStats Write(DiskView top, DiskView? below, IClusterSink writer, string stage,
         Action<ProgressInfo>? progress, CancellationToken cancel)
     {
+        var (bytesRead, compared) = Scan(top, below, writer.ClusterSize, writer.Options, stage, progress, cancel,
+            (c, outcome, data) =>
+            {
+                switch (outcome)
+                {
+                    case Outcome.Zero: writer.AddZero(c); break;
+                    case Outcome.Data: writer.AddData(c, data); break;
+                    case Outcome.Compressed: writer.AddCompressed(c, data); break;
+                }
+            });
+        return new LayerStats
+        {
+            BytesRead = bytesRead,
+            ClustersCompared = compared,
+            DataClusters = writer.DataClusters,
+            ZeroClusters = writer.ZeroClusters,
+        };
+    }
+
+    /// <summary>
+    /// The first half of a planned write: finds which clusters of <paramref name="top"/> differ from
+    /// <paramref name="below"/> (as <see cref="Write"/> would store them, uncompressed) without storing anything.
+    /// Returns null when the result would take too much memory to keep (see <see cref="DiffPlan.MaxRuns"/>); the
+    /// caller then writes in one pass instead.
+    /// </summary>
+    public static DiffPlan? Classify(DiskView top, DiskView? below, WriteOptions options, string stage,
+        Action<ProgressInfo>? progress, CancellationToken cancel) =>
+        Classify(top, below, options, stage, progress, cancel, DiffPlan.MaxRuns);
+
+    internal static DiffPlan? Classify(DiskView top, DiskView? below, WriteOptions options, string stage,
+        Action<ProgressInfo>? progress, CancellationToken cancel, int maxRuns)
+    {
+        if (options.Compress) throw new ArgumentException("compressed output cannot be planned", nameof(options));
+        var plan = new DiffPlan(options.ClusterSize, maxRuns);
+        long bytesRead, compared;
+        try
+        {
+            (bytesRead, compared) = Scan(top, below, options.ClusterSize, options, stage, progress, cancel,
+                (c, outcome, _) => plan.Add(c, outcome));
+        }
+        catch (DiffPlan.TooLargeException)
+        {
+            return null;
+        }
+        plan.BytesRead = bytesRead;
+        plan.ClustersCompared = compared;
+        return plan;
+    }
+
+    /// <summary>
+    /// The second half of a planned write: stores the clusters <paramref name="plan"/> found, reading the data
+    /// clusters from <paramref name="top"/> straight into the output. The writer must have been made with
+    /// <see cref="DiffPlan.Layout"/>.
+    /// </summary>
+    public static LayerStats Emit(DiffPlan plan, DiskView top, QcowWriter writer, CancellationToken cancel)
+    {
         int cs = writer.ClusterSize;
+        long size = top.Size;
+        foreach (var run in plan.Runs)
+        {
+            cancel.ThrowIfCancellationRequested();
+            long end = run.Start + run.Count;
+            if (run.Kind == Outcome.Zero)
+            {
+                for (long c = run.Start; c < end; c++) writer.AddZero(c);
+                continue;
+            }
+            // Adjacent data clusters are read together, straight into the output: one lookup and one read per
+            // stretch that is contiguous in the source, rather than per cluster.
+            for (long c = run.Start; c < end;)
+            {
+                var target = writer.BeginData(c, end - c, out int count);
+                long start = c * cs;
+                int len = (int)Math.Min(target.Length, size - start);
+                ReadCounting(top, start, target[..len]);
+                writer.EndData(count, len);
+                c += count;
+            }
+        }
+        return new LayerStats
+        {
+            BytesRead = plan.BytesRead,
+            ClustersCompared = plan.ClustersCompared,
+            DataClusters = writer.DataClusters,
+            ZeroClusters = writer.ZeroClusters,
+        };
+    }
+
+    /// <summary>
+    /// Walks both states and calls <paramref name="store"/> in guest order for each cluster to store, with the outcome
+    /// and the bytes (data or compressed stream). Returns bytes read from data clusters and clusters compared.
+    /// </summary>
+    private static (long BytesRead, long Compared) Scan(DiskView top, DiskView? below, int cs, WriteOptions options, string stage,
+        Action<ProgressInfo>? progress, CancellationToken cancel, StoreCluster store)
+    {
         long size = top.Size;
         long bytesRead = 0, compared = 0;
         var batch = new List<long>(BatchClusters);
@@ -37,7 +131,7 @@ internal static class DiffWriter
             for (int i = 0; i < BatchClusters; i++)
             {
                 topBufs[i] = ArrayPool<byte>.Shared.Rent(cs);
-                belowBufs[i] = ArrayPool<byte>.Shared.Rent(Math.Max(cs, writer.Options.Compress ? maxCompressed : 0));
+                belowBufs[i] = ArrayPool<byte>.Shared.Rent(Math.Max(cs, options.Compress ? maxCompressed : 0));
             }
 
             void RunBatch()
@@ -68,10 +162,10 @@ internal static class DiffWriter
                         }
                     }
                     else if (!t.ContainsAnyExcept((byte)0)) { results[i] = new Result(Outcome.Zero, 0); return; }
-                    if (writer.Options.Compress && len == cs)
+                    if (options.Compress && len == cs)
                     {
                         // The below buffer is no longer needed: compress into it.
-                        int clen = ClusterCompression.Compress(writer.Options.CompressionType, t, belowBufs[i].AsSpan(0, maxCompressed));
+                        int clen = ClusterCompression.Compress(options.CompressionType, t, belowBufs[i].AsSpan(0, maxCompressed));
                         if (clen > 0) { results[i] = new Result(Outcome.Compressed, clen); return; }
                     }
                     results[i] = new Result(Outcome.Data, len);
@@ -80,12 +174,9 @@ internal static class DiffWriter
                 {
                     bytesRead += read[i];
                     long c = batch[i];
-                    switch (results[i].Outcome)
-                    {
-                        case Outcome.Zero: writer.AddZero(c); break;
-                        case Outcome.Data: writer.AddData(c, topBufs[i].AsSpan(0, results[i].Length)); break;
-                        case Outcome.Compressed: writer.AddCompressed(c, belowBufs[i].AsSpan(0, results[i].Length)); break;
-                    }
+                    var r = results[i];
+                    if (r.Outcome != Outcome.Same)
+                        store(c, r.Outcome, r.Outcome == Outcome.Compressed ? belowBufs[i].AsSpan(0, r.Length) : topBufs[i].AsSpan(0, r.Length));
                 }
                 compared += n;
                 progress?.Invoke(new ProgressInfo(Math.Min(size, (batch[^1] + 1) * cs), size, stage));
@@ -144,13 +235,7 @@ internal static class DiffWriter
             foreach (var b in topBufs) if (b is not null) ArrayPool<byte>.Shared.Return(b);
             foreach (var b in belowBufs) if (b is not null) ArrayPool<byte>.Shared.Return(b);
         }
-        return new LayerStats
-        {
-            BytesRead = bytesRead,
-            ClustersCompared = compared,
-            DataClusters = writer.DataClusters,
-            ZeroClusters = writer.ZeroClusters,
-        };
+        return (bytesRead, compared);
     }
 
     /// <summary>True when every byte of the range reads as zero without touching a file (no read needed).</summary>
@@ -182,7 +267,9 @@ internal static class DiffWriter
         return fromData;
     }
 
-    private enum Outcome : byte { Same, Zero, Data, Compressed }
+    internal enum Outcome : byte { Same, Zero, Data, Compressed }
+
+    private delegate void StoreCluster(long cluster, Outcome outcome, ReadOnlySpan<byte> bytes);
 
     private readonly record struct Result(Outcome Outcome, int Length);
 }

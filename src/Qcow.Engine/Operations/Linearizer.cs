@@ -216,56 +216,98 @@ public static class Linearizer
         // A killed run may have left temporaries for layers this run keeps rather than rewrites.
         foreach (var layer in plan.Layers) OutputFile.RemoveStaleTemporaries(Path.Combine(outDir, layer.FileName));
 
-        // Each layer's flush, hash and rename run in the background, in layer order, while the next layer is being
-        // diffed: the disk and the hash work while the sources are read. Layers still appear one by one, complete.
+        // Three stages overlap: a background task classifies the layers in order (which clusters differ: reads and
+        // compares the sources); this thread writes each layer as soon as it is classified, reading its data clusters
+        // straight into the output; each layer's hash, writes, flush and rename finish in the background, in layer
+        // order. So the disk works while the sources are read, and layers still appear one by one, complete.
+        var work = new List<(PlannedLayer Layer, string Path, DiskView View, DiskView Below, bool Skip)>();
+        DiskView? previous = null;
+        foreach (var (layer, makeView) in states)
+        {
+            var view = makeView();
+            string path = Path.Combine(outDir, layer.FileName);
+            bool skip = request.OnlyImages is not null && !request.OnlyImages.Contains(layer.SourceImage) && File.Exists(path);
+            work.Add((layer, path, view, previous ?? new ZeroView(view.Size), skip));
+            previous = view;
+        }
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        var classified = work.Select(_ => new TaskCompletionSource<DiffPlan?>(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
+        // Uncompressed layers are planned first, so each is hashed as it is written rather than read back.
+        var classifier = Task.Run(() =>
+        {
+            for (int i = 0; i < work.Count; i++)
+            {
+                try
+                {
+                    var w = work[i];
+                    classified[i].SetResult(w.Skip || request.Options.Compress
+                        ? null
+                        : DiffWriter.Classify(w.View, w.Below, request.Options, w.Layer.FileName, progress, stop.Token));
+                }
+                catch (Exception e)
+                {
+                    for (int j = i; j < work.Count; j++) classified[j].TrySetException(e);
+                    return;
+                }
+            }
+        });
+
         var pending = new List<(PlannedLayer Layer, string Path, LayerStats? Stats, Task<string> Sha)>();
         Task? lastCommit = null;
         try
         {
-            DiskView? previous = null;
-            foreach (var (layer, makeView) in states)
+            for (int i = 0; i < work.Count; i++)
             {
+                var (layer, path, view, below, skip) = work[i];
                 cancel.ThrowIfCancellationRequested();
-                var view = makeView();
-                string path = Path.Combine(outDir, layer.FileName);
-                bool skip = request.OnlyImages is not null && !request.OnlyImages.Contains(layer.SourceImage) && File.Exists(path);
                 if (skip)
                 {
                     pending.Add((layer, path, null, Task.FromResult(HashFile(path))));
+                    continue;
                 }
-                else
+                var diff = classified[i].Task.GetAwaiter().GetResult();
+                var output = OutputFile.Create(path);
+                LayerStats stats;
+                QcowWriter writer;
+                try
                 {
-                    var output = OutputFile.Create(path);
-                    LayerStats stats;
+                    writer = new QcowWriter(output, view.Size, request.Options, layer.BackingFileName, layer.BackingFileName is null ? null : "qcow2", diff?.Layout);
                     try
                     {
-                        var writer = new QcowWriter(output, view.Size, request.Options, layer.BackingFileName, layer.BackingFileName is null ? null : "qcow2");
-                        stats = DiffWriter.Write(view, previous ?? new ZeroView(view.Size), writer, layer.FileName, progress, cancel);
+                        stats = diff is null
+                            ? DiffWriter.Write(view, below, writer, layer.FileName, progress, cancel)
+                            : DiffWriter.Emit(diff, view, writer, cancel);
                         writer.WriteTables();
                     }
                     catch
                     {
-                        output.Dispose();
+                        writer.Dispose();
                         throw;
                     }
-                    var before = lastCommit;
-                    var commit = Task.Run(() =>
-                    {
-                        using (output)
-                        {
-                            before?.GetAwaiter().GetResult();
-                            return output.Commit(computeSha256: true)!;
-                        }
-                    });
-                    lastCommit = commit;
-                    pending.Add((layer, path, stats, commit));
                 }
-                previous = view;
+                catch
+                {
+                    output.Dispose();
+                    throw;
+                }
+                var before = lastCommit;
+                var commit = Task.Run(() =>
+                {
+                    using (writer)
+                    {
+                        before?.GetAwaiter().GetResult();
+                        return writer.Complete(computeSha256: true)!;
+                    }
+                });
+                lastCommit = commit;
+                pending.Add((layer, path, stats, commit));
             }
         }
         catch
         {
-            // Let running commits finish (or remove their temporaries) before reporting the failure.
+            // Stop the classifier and let running commits finish (or remove their temporaries) before reporting.
+            stop.Cancel();
+            try { classifier.Wait(); } catch (AggregateException) { }
             try { lastCommit?.Wait(); } catch (AggregateException) { }
             throw;
         }

@@ -13,8 +13,6 @@ public sealed class OutputFile : IDisposable
     private bool _committed;
 
     private readonly Microsoft.Win32.SafeHandles.SafeFileHandle _handle;
-    private long _writebackFrom;
-    private bool _writebackUnavailable = !OperatingSystem.IsLinux();
 
     private OutputFile(string target, string temp, FileStream stream)
     {
@@ -53,8 +51,12 @@ public sealed class OutputFile : IDisposable
     }
 
     /// <summary>Flushes to disk, optionally hashes the bytes, and renames over the target. Returns the SHA-256 (hex) or null.</summary>
-    public string? Commit(bool computeSha256)
+    public string? Commit(bool computeSha256) => Commit(computeSha256, null);
+
+    /// <summary>As <see cref="Commit(bool)"/>, returning <paramref name="knownSha256"/> (hashed while writing) when given.</summary>
+    internal string? Commit(bool computeSha256, string? knownSha256)
     {
+        if (knownSha256 is not null) computeSha256 = false;
         try
         {
             Stream.Flush();
@@ -81,40 +83,13 @@ public sealed class OutputFile : IDisposable
             Stream.Dispose();
             File.Move(TempPath, TargetPath, overwrite: true);
             _committed = true;
-            return sha;
+            return sha ?? knownSha256;
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new QcowException(TargetPath, $"cannot write output: {e.Message}");
         }
     }
-
-    /// <summary>
-    /// Tells the kernel to start writing back what has been written up to <paramref name="position"/> (Linux:
-    /// sync_file_range, which does not wait for the device), once at least <paramref name="minBytes"/> are pending.
-    /// The disk then works while the output is still being produced, and the final fsync waits only for the tail.
-    /// Only a hint: where it is unavailable nothing happens, and the final flush still makes everything durable.
-    /// </summary>
-    internal void StartWriteback(long position, long minBytes)
-    {
-        if (_writebackUnavailable || position - _writebackFrom < minBytes) return;
-        try
-        {
-            int fd = (int)_handle.DangerousGetHandle();
-            if (SyncFileRange(fd, _writebackFrom, position - _writebackFrom, SyncFileRangeWrite) != 0)
-                _writebackUnavailable = true;
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            _writebackUnavailable = true;
-        }
-        _writebackFrom = position;
-    }
-
-    private const uint SyncFileRangeWrite = 2;
-
-    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "sync_file_range", SetLastError = true)]
-    private static extern int SyncFileRange(int fd, long offset, long nbytes, uint flags);
 
     /// <summary>SHA-256 (hex) of the whole file behind <paramref name="handle"/>, read with large positional reads.</summary>
     internal static string HashFile(Microsoft.Win32.SafeHandles.SafeFileHandle handle)

@@ -10,13 +10,17 @@ namespace Qcow.Engine.Writing;
 /// table right after the data it maps; then the L1 table, the refcount table and the refcount blocks. No timestamps.
 /// Guest clusters must be added in increasing order.
 /// </summary>
+/// <remarks>
+/// The header points at the L1 and refcount tables, which follow the data, so without a <see cref="LayoutPlan"/> it
+/// is written last, over cluster 0. With a plan (how many clusters will be stored), the same header is known up
+/// front and the whole file is written front to back, which lets it be hashed as it is written.
+/// </remarks>
 public sealed class QcowWriter : IClusterSink
 {
-    /// <summary>How much written output may wait before the kernel is asked to start writing it back.</summary>
-    private const long WritebackChunk = 32L << 20;
-
     private readonly OutputFile _output;
-    private readonly Stream _stream;
+    private readonly SequentialOutput _stream;
+    private readonly LayoutPlan? _plan;
+    private readonly long _plannedDataEnd;
     private readonly WriteOptions _options;
     private readonly int _clusterSize;
     private readonly int _clusterBits;
@@ -33,12 +37,22 @@ public sealed class QcowWriter : IClusterSink
     private long _lastCluster = -1;
     private long _lastCompressedHostCluster = -1;
 
-    /// <summary>Starts an image of <paramref name="virtualSize"/> bytes written to <paramref name="output"/>.</summary>
-    public QcowWriter(OutputFile output, long virtualSize, WriteOptions options, string? backingName = null, string? backingFormat = null)
+    /// <summary>
+    /// Starts an image of <paramref name="virtualSize"/> bytes written to <paramref name="output"/>. With a
+    /// <paramref name="plan"/> (uncompressed output only), the clusters added must match it exactly and the output is
+    /// hashed as it is written; without one, the output is hashed afterwards when <see cref="Commit"/> is asked to.
+    /// </summary>
+    public QcowWriter(OutputFile output, long virtualSize, WriteOptions options, string? backingName = null, string? backingFormat = null,
+        LayoutPlan? plan = null)
     {
         options.Validate();
+        if (plan is not null && options.Compress)
+            throw new ArgumentException("a layout plan needs uncompressed output: compressed sizes are not known in advance", nameof(plan));
         _output = output;
-        _stream = output.Stream;
+        _plan = plan;
+        _stream = new SequentialOutput(output.Stream.SafeFileHandle, output.TargetPath, sha256: plan is not null,
+            // Compressed output is small and often hashed afterwards: leave it in the page cache.
+            directIo: DirectIo && !options.Compress);
         _options = options;
         _clusterSize = options.ClusterSize;
         _clusterBits = options.ClusterBits;
@@ -54,10 +68,46 @@ public sealed class QcowWriter : IClusterSink
         _l2 = new ulong[_l2Entries];
         _zeroCluster = new byte[_clusterSize];
         // Check now that the header fits, so a bad backing name fails before any data is written.
-        BuildHeaderCluster(0, 0, 0, 0);
+        var header = BuildHeaderCluster(0, 0, 0, 0);
+        if (plan is not null)
+        {
+            // Version 2 stores zero clusters as data.
+            _plannedDataEnd = (1 + plan.DataClusters + (options.Version < 3 ? plan.ZeroClusters : 0) + plan.L2Tables) * _clusterSize;
+            var t = TailLayout(_plannedDataEnd);
+            header = BuildHeaderCluster((ulong)t.L1Offset, (uint)_l1.Length, (ulong)t.TableOffset, (uint)t.TableClusters);
+        }
+        _stream.Write(header);
         _pos = _clusterSize;
-        _stream.Position = _pos;
     }
+
+    /// <summary>Where the tables after the data go, given where the data (and L2 tables) end.</summary>
+    private (long L1Offset, int L1Clusters, long TableOffset, long TableClusters, long Blocks) TailLayout(long dataEnd)
+    {
+        int l1Clusters = (int)Math.Max(1, (_l1.Length * 8L + _clusterSize - 1) / _clusterSize);
+        long tableOffset = dataEnd + (long)l1Clusters * _clusterSize;
+        // The refcount structures cover themselves: grow them until they do.
+        long perBlock = _clusterSize * 8L / (1 << RefcountOrder);
+        long before = tableOffset >> _clusterBits;
+        long tableClusters = 1, blocks = 0;
+        while (true)
+        {
+            long total = before + tableClusters + blocks;
+            long needBlocks = (total + perBlock - 1) / perBlock;
+            long needTable = Math.Max(1, (needBlocks * 8 + _clusterSize - 1) / _clusterSize);
+            if (needBlocks == blocks && needTable == tableClusters) break;
+            blocks = needBlocks;
+            tableClusters = needTable;
+        }
+        return (dataEnd, l1Clusters, tableOffset, tableClusters, blocks);
+    }
+
+    private const int RefcountOrder = 4;
+
+    /// <summary>
+    /// Whether outputs go to the disk directly (O_DIRECT, where supported) rather than through the page cache; on by
+    /// default. QCOW_DIRECT_IO=0 turns it off, for file systems or setups where it is slower.
+    /// </summary>
+    internal static bool DirectIo { get; set; } = Environment.GetEnvironmentVariable("QCOW_DIRECT_IO") != "0";
 
     /// <inheritdoc />
     public int ClusterSize => _clusterSize;
@@ -73,16 +123,45 @@ public sealed class QcowWriter : IClusterSink
     /// <summary>Stores guest cluster <paramref name="guestCluster"/> uncompressed. A short last cluster is padded with zeros.</summary>
     public void AddData(long guestCluster, ReadOnlySpan<byte> data)
     {
+        var target = BeginData(guestCluster, 1, out _);
+        data.CopyTo(target);
+        EndData(1, data.Length);
+    }
+
+    /// <summary>
+    /// Starts storing up to <paramref name="maxCount"/> adjacent guest clusters from <paramref name="guestCluster"/>
+    /// uncompressed and returns their bytes in the output, to be filled in place; <paramref name="count"/> (at least
+    /// one) is how many fit before the next L2 table or the end of the output buffer. Then call
+    /// <see cref="EndData"/> with how many bytes were filled (the rest becomes zeros).
+    /// </summary>
+    internal Span<byte> BeginData(long guestCluster, long maxCount, out int count)
+    {
         Advance(guestCluster);
         AlignToCluster();
-        long host = _pos;
-        _stream.Write(data);
-        if (data.Length < _clusterSize) _stream.Write(_zeroCluster.AsSpan(0, _clusterSize - data.Length));
-        _pos += _clusterSize;
-        _output.StartWriteback(_pos, WritebackChunk);
-        _l2[guestCluster % _l2Entries] = (ulong)host | L2Entry.CopiedFlag;
-        DataBytesWritten += _clusterSize;
-        DataClusters++;
+        var span = _stream.GetSpanUpTo((int)Math.Min(maxCount * _clusterSize, SequentialOutput.ChunkSize));
+        long inTable = _l2Entries - guestCluster % _l2Entries;
+        count = (int)Math.Min(Math.Min(maxCount, inTable), span.Length / _clusterSize);
+        for (int i = 0; i < count; i++)
+            _l2[(guestCluster + i) % _l2Entries] = (ulong)(_pos + (long)i * _clusterSize) | L2Entry.CopiedFlag;
+        if (count > 1)
+        {
+            long last = guestCluster + count - 1;
+            if ((last << _clusterBits) >= _virtualSize)
+                throw new InvalidOperationException($"cluster {last} lies past the virtual size {_virtualSize}");
+            _lastCluster = last;
+        }
+        return span[..(count * _clusterSize)];
+    }
+
+    /// <summary>Completes the <paramref name="count"/> clusters started by <see cref="BeginData"/>.</summary>
+    internal void EndData(int count, int filled)
+    {
+        int bytes = count * _clusterSize;
+        if (filled < bytes) _stream.GetSpanUpTo(bytes)[filled..bytes].Clear();
+        _stream.Advance(bytes);
+        _pos += bytes;
+        DataBytesWritten += bytes;
+        DataClusters += count;
     }
 
     /// <summary>Stores guest cluster <paramref name="guestCluster"/> as an already compressed stream.</summary>
@@ -98,7 +177,6 @@ public sealed class QcowWriter : IClusterSink
         _lastCompressedHostCluster = lastHostCluster;
         _stream.Write(stream);
         _pos += stream.Length;
-        _output.StartWriteback(_pos, WritebackChunk);
         _l2[guestCluster % _l2Entries] = CompressedDescriptor.Encode((ulong)host, stream.Length, _clusterBits);
         DataBytesWritten += stream.Length;
         DataClusters++;
@@ -125,41 +203,28 @@ public sealed class QcowWriter : IClusterSink
     public string? Commit(bool computeSha256)
     {
         WriteTables();
-        return _output.Commit(computeSha256);
+        return Complete(computeSha256);
     }
 
     /// <summary>
-    /// Writes the L1 table, the refcount structures and the header, leaving the flush, hash and rename to the caller
-    /// (<see cref="OutputFile.Commit"/>), which may do them on another thread while the next output is written.
+    /// Writes the L1 table, the refcount structures and (without a plan) the header, leaving the rest to
+    /// <see cref="Complete"/>, which may run on another thread while the next output is produced.
     /// </summary>
-    internal OutputFile WriteTables()
+    internal void WriteTables()
     {
         FlushL2();
         AlignToCluster();
-        long l1Offset = _pos;
-        int l1Clusters = (int)Math.Max(1, (_l1.Length * 8L + _clusterSize - 1) / _clusterSize);
+        var (l1Offset, l1Clusters, tableOffset, tableClusters, blocks) = TailLayout(_pos);
+        if (_plan is not null && l1Offset != _plannedDataEnd)
+            throw new InvalidOperationException($"the layout plan ({_plan}) does not match the clusters added ({DataClusters} data, L1 at {l1Offset})");
         var l1Bytes = new byte[l1Clusters * (long)_clusterSize];
         for (int i = 0; i < _l1.Length; i++) BigEndian.Put(l1Bytes, i * 8, _l1[i]);
         _stream.Write(l1Bytes);
         _pos += l1Bytes.Length;
 
-        // The refcount structures cover themselves: grow them until they do.
-        const int refcountOrder = 4;
-        long perBlock = _clusterSize * 8L / (1 << refcountOrder);
-        long before = _pos >> _clusterBits;
-        long tableClusters = 1, blocks = 0;
-        while (true)
-        {
-            long total = before + tableClusters + blocks;
-            long needBlocks = (total + perBlock - 1) / perBlock;
-            long needTable = Math.Max(1, (needBlocks * 8 + _clusterSize - 1) / _clusterSize);
-            if (needBlocks == blocks && needTable == tableClusters) break;
-            blocks = needBlocks;
-            tableClusters = needTable;
-        }
-        long tableOffset = _pos;
+        long perBlock = _clusterSize * 8L / (1 << RefcountOrder);
         long firstBlock = tableOffset + tableClusters * _clusterSize;
-        long totalClusters = before + tableClusters + blocks;
+        long totalClusters = (tableOffset >> _clusterBits) + tableClusters + blocks;
         var table = new byte[tableClusters * _clusterSize];
         for (long b = 0; b < blocks; b++) BigEndian.Put(table, (int)(b * 8), (ulong)(firstBlock + b * _clusterSize));
         _stream.Write(table);
@@ -175,14 +240,26 @@ public sealed class QcowWriter : IClusterSink
         }
         _pos = firstBlock + blocks * _clusterSize;
 
-        var header = BuildHeaderCluster((ulong)l1Offset, (uint)_l1.Length, (ulong)tableOffset, (uint)tableClusters);
-        _stream.Position = 0;
-        _stream.Write(header);
-        return _output;
+        if (_plan is null)
+            _stream.PatchHead(BuildHeaderCluster((ulong)l1Offset, (uint)_l1.Length, (ulong)tableOffset, (uint)tableClusters));
+    }
+
+    /// <summary>
+    /// Finishes writing (after <see cref="WriteTables"/>), flushes, and renames the output into place. Returns the
+    /// SHA-256: from the bytes as they were written with a plan, else read back when <paramref name="computeSha256"/>.
+    /// </summary>
+    internal string? Complete(bool computeSha256)
+    {
+        string? sha = _stream.Complete();
+        return _output.Commit(computeSha256 && sha is null, sha);
     }
 
     /// <inheritdoc />
-    public void Dispose() => _output.Dispose();
+    public void Dispose()
+    {
+        _stream.Dispose();
+        _output.Dispose();
+    }
 
     private void Advance(long guestCluster)
     {
@@ -217,7 +294,7 @@ public sealed class QcowWriter : IClusterSink
         long aligned = (_pos + _clusterSize - 1) & ~((long)_clusterSize - 1);
         if (aligned != _pos)
         {
-            _stream.Write(_zeroCluster.AsSpan(0, (int)(aligned - _pos)));
+            _stream.WriteZeros((int)(aligned - _pos));
             _pos = aligned;
         }
     }
@@ -257,7 +334,7 @@ public sealed class QcowWriter : IClusterSink
             RefcountTableOffset = refcountTableOffset,
             RefcountTableClusters = refcountTableClusters,
             IncompatibleFeatures = zstd ? IncompatibleFeatures.CompressionType : IncompatibleFeatures.None,
-            RefcountOrder = 4,
+            RefcountOrder = RefcountOrder,
             HeaderLength = (uint)(v3 ? QcowHeader.V3WrittenLength : QcowHeader.V2Length),
             CompressionType = zstd ? CompressionType.Zstd : CompressionType.Deflate,
         };

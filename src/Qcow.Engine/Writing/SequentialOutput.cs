@@ -1,0 +1,305 @@
+using System.Collections.Concurrent;
+using System.Runtime.InteropServices;
+using System.Security.Cryptography;
+using Microsoft.Win32.SafeHandles;
+
+namespace Qcow.Engine.Writing;
+
+/// <summary>
+/// Writes an output front to back in 4 MiB chunks, handed to background threads: one hashes them in order (when a
+/// SHA-256 is wanted), two write them with positional writes, so producing the image, hashing it and the disk taking
+/// it overlap. On Linux the chunks go to the disk directly (O_DIRECT) when the file system allows it: no copy into the
+/// page cache and no dirty pages to throttle on. The caller's thread only blocks when all of its chunks are in flight.
+/// </summary>
+/// <remarks>
+/// Without hashing, the first chunk is held back until <see cref="Complete"/> so the header can be patched in last
+/// (<see cref="PatchHead"/>); with hashing, every byte must be final when written, so nothing may be patched.
+/// </remarks>
+internal sealed unsafe class SequentialOutput : IDisposable
+{
+    /// <summary>The chunk size: a multiple of every cluster size, so a cluster never straddles two chunks.</summary>
+    public const int ChunkSize = 4 << 20;
+    private const int ChunksPerOutput = 6;
+    private const int DirectAlignment = 4096;
+
+    // Freed chunks are kept for the next output; each output limits itself to ChunksPerOutput at a time, so outputs
+    // written at once never wait on each other's buffers.
+    private static readonly ConcurrentBag<IntPtr> FreeChunks = new();
+
+    private readonly SafeFileHandle _handle;
+    private readonly string _target;
+    private readonly SemaphoreSlim _slots = new(ChunksPerOutput);
+    private readonly BlockingCollection<Chunk> _toHash = new();
+    private readonly BlockingCollection<Chunk> _toWrite = new();
+    private readonly IncrementalHash? _hash;
+    private readonly Thread? _hasher;
+    private readonly Thread[] _writers;
+    private volatile bool _direct;
+    private volatile Exception? _error;
+    private IntPtr _cur;
+    private long _curOffset;
+    private int _curLength;
+    private IntPtr _head;
+    private long _length;
+    private bool _finished;
+
+    private readonly record struct Chunk(IntPtr Buffer, long Offset, int Length);
+
+    /// <summary>Starts writing at offset 0 of <paramref name="handle"/> (<paramref name="target"/> names it in errors).</summary>
+    public SequentialOutput(SafeFileHandle handle, string target, bool sha256, bool directIo)
+    {
+        _handle = handle;
+        _target = target;
+        _direct = directIo && TrySetDirect(handle, true);
+        if (sha256)
+        {
+            _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
+            _hasher = new Thread(HashLoop) { IsBackground = true, Name = "qcow hash" };
+            _hasher.Start();
+        }
+        _writers = new Thread[2];
+        for (int i = 0; i < _writers.Length; i++)
+        {
+            _writers[i] = new Thread(WriteLoop) { IsBackground = true, Name = "qcow write" };
+            _writers[i].Start();
+        }
+        _cur = Rent();
+    }
+
+    /// <summary>Whether direct I/O is in use (for tests and diagnostics).</summary>
+    public bool DirectIo => _direct;
+
+    /// <summary>Bytes written so far: the offset of the next byte.</summary>
+    public long Position => _curOffset + _curLength;
+
+    /// <summary>Appends <paramref name="data"/>.</summary>
+    public void Write(ReadOnlySpan<byte> data)
+    {
+        while (!data.IsEmpty)
+        {
+            int n = Math.Min(data.Length, ChunkSize - _curLength);
+            data[..n].CopyTo(new Span<byte>((byte*)_cur + _curLength, n));
+            _curLength += n;
+            data = data[n..];
+            if (_curLength == ChunkSize) Submit();
+        }
+    }
+
+    /// <summary>Appends <paramref name="count"/> zero bytes.</summary>
+    public void WriteZeros(int count)
+    {
+        while (count > 0)
+        {
+            int n = Math.Min(count, ChunkSize - _curLength);
+            new Span<byte>((byte*)_cur + _curLength, n).Clear();
+            _curLength += n;
+            count -= n;
+            if (_curLength == ChunkSize) Submit();
+        }
+    }
+
+    /// <summary>
+    /// The next bytes of the output, at most <paramref name="maxLength"/> and at least one byte (up to the end of the
+    /// current chunk), to be filled in place (for instance by a read from a source image) and then made part of the
+    /// output with <see cref="Advance"/>. At a cluster-aligned position this is at least one whole cluster, since the
+    /// chunk size is a multiple of every cluster size.
+    /// </summary>
+    public Span<byte> GetSpanUpTo(int maxLength) =>
+        new((byte*)_cur + _curLength, Math.Min(maxLength, ChunkSize - _curLength));
+
+    /// <summary>Takes the <paramref name="length"/> bytes filled through <see cref="GetSpanUpTo"/>.</summary>
+    public void Advance(int length)
+    {
+        _curLength += length;
+        if (_curLength == ChunkSize) Submit();
+    }
+
+    /// <summary>Overwrites the start of the output (the header, written last). Not allowed when hashing.</summary>
+    public void PatchHead(ReadOnlySpan<byte> data)
+    {
+        if (_hash is not null) throw new InvalidOperationException("a hashed output is written front to back");
+        IntPtr head = _head != IntPtr.Zero ? _head : _cur;
+        if (data.Length > ChunkSize || (head == _cur && data.Length > _curLength))
+            throw new InvalidOperationException("the head patch must lie within the bytes already written");
+        data.CopyTo(new Span<byte>((void*)head, data.Length));
+    }
+
+    /// <summary>
+    /// Writes what is left, waits for the hash and the writes, and sets the file's exact length. Returns the SHA-256
+    /// (hex) when hashing. Write errors surface here (or earlier) as a <see cref="QcowException"/> naming the target.
+    /// </summary>
+    public string? Complete()
+    {
+        _finished = true;
+        ThrowIfFailed();
+        _length = Position;
+        if (_curLength > 0 || _cur == _head)
+        {
+            EnqueueLast(new Chunk(_cur, _curOffset, _curLength));
+        }
+        else
+        {
+            Return(_cur);
+        }
+        _cur = IntPtr.Zero;
+        StopThreads();
+        if (_head != IntPtr.Zero)
+        {
+            // Only reached without hashing: the held-back first chunk now carries the final header.
+            int n = (int)Math.Min(ChunkSize, _length);
+            WriteChunk(new Chunk(_head, 0, n));
+            Return(_head);
+            _head = IntPtr.Zero;
+        }
+        ThrowIfFailed();
+        // Whoever reads the file through this handle next (a hash read back) must not need aligned buffers.
+        if (_direct) TrySetDirect(_handle, false);
+        try
+        {
+            RandomAccess.SetLength(_handle, _length);
+        }
+        catch (IOException e)
+        {
+            throw Failure(e);
+        }
+        return _hash is null ? null : Convert.ToHexStringLower(_hash.GetHashAndReset());
+    }
+
+    /// <summary>Stops the background threads and gives back the buffers; the file is left as it is (the caller deletes it).</summary>
+    public void Dispose()
+    {
+        if (_error is null && !_finished) _error = new OperationCanceledException();
+        _finished = true;
+        StopThreads();
+        if (_cur != IntPtr.Zero) { Return(_cur); _cur = IntPtr.Zero; }
+        if (_head != IntPtr.Zero) { Return(_head); _head = IntPtr.Zero; }
+        _hash?.Dispose();
+        _slots.Dispose();
+    }
+
+    private void Submit()
+    {
+        ThrowIfFailed();
+        var chunk = new Chunk(_cur, _curOffset, _curLength);
+        if (_curOffset == 0 && _hash is null)
+            _head = _cur; // kept for PatchHead; written by Complete
+        else
+            Enqueue(chunk);
+        _curOffset += _curLength;
+        _curLength = 0;
+        _cur = Rent();
+    }
+
+    private void EnqueueLast(Chunk chunk)
+    {
+        if (chunk.Offset == 0 && _hash is null)
+        {
+            _head = chunk.Buffer;
+            return;
+        }
+        Enqueue(chunk);
+    }
+
+    private void Enqueue(Chunk chunk)
+    {
+        if (_hash is not null) _toHash.Add(chunk); else _toWrite.Add(chunk);
+    }
+
+    private void StopThreads()
+    {
+        if (!_toHash.IsAddingCompleted) _toHash.CompleteAdding();
+        _hasher?.Join();
+        if (!_toWrite.IsAddingCompleted) _toWrite.CompleteAdding();
+        foreach (var t in _writers) t.Join();
+    }
+
+    private void HashLoop()
+    {
+        foreach (var chunk in _toHash.GetConsumingEnumerable())
+        {
+            if (_error is null) _hash!.AppendData(new ReadOnlySpan<byte>((void*)chunk.Buffer, chunk.Length));
+            _toWrite.Add(chunk);
+        }
+        _toWrite.CompleteAdding();
+    }
+
+    private void WriteLoop()
+    {
+        foreach (var chunk in _toWrite.GetConsumingEnumerable())
+        {
+            if (_error is null) WriteChunk(chunk);
+            Return(chunk.Buffer);
+        }
+    }
+
+    private void WriteChunk(Chunk chunk)
+    {
+        try
+        {
+            if (_direct)
+            {
+                // Direct I/O wants whole blocks: the last chunk is padded, and the length set exactly afterwards.
+                int padded = (chunk.Length + DirectAlignment - 1) & ~(DirectAlignment - 1);
+                new Span<byte>((byte*)chunk.Buffer + chunk.Length, padded - chunk.Length).Clear();
+                try
+                {
+                    RandomAccess.Write(_handle, new ReadOnlySpan<byte>((void*)chunk.Buffer, padded), chunk.Offset);
+                    return;
+                }
+                catch (IOException)
+                {
+                    // Some file systems take the flag but refuse the I/O: go on through the page cache.
+                    _direct = false;
+                    TrySetDirect(_handle, false);
+                }
+            }
+            RandomAccess.Write(_handle, new ReadOnlySpan<byte>((void*)chunk.Buffer, chunk.Length), chunk.Offset);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            _error ??= e;
+        }
+    }
+
+    private void ThrowIfFailed()
+    {
+        if (_error is { } e && e is not OperationCanceledException) throw Failure(e);
+    }
+
+    private QcowException Failure(Exception e) => new(_target, $"cannot write output: {e.Message}", e);
+
+    private IntPtr Rent()
+    {
+        _slots.Wait();
+        return FreeChunks.TryTake(out var p) ? p : (IntPtr)NativeMemory.AlignedAlloc(ChunkSize, DirectAlignment);
+    }
+
+    private void Return(IntPtr chunk)
+    {
+        FreeChunks.Add(chunk);
+        _slots.Release();
+    }
+
+    /// <summary>Turns O_DIRECT on or off for an open file (Linux only); false when the file system does not support it.</summary>
+    private static bool TrySetDirect(SafeFileHandle handle, bool on)
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        int odirect = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm ? 0x10000 : 0x4000;
+        try
+        {
+            int fd = (int)handle.DangerousGetHandle();
+            int flags = Fcntl(fd, FGetFl, 0);
+            if (flags < 0) return false;
+            return Fcntl(fd, FSetFl, on ? flags | odirect : flags & ~odirect) == 0;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return false;
+        }
+    }
+
+    private const int FGetFl = 3, FSetFl = 4;
+
+    [DllImport("libc", EntryPoint = "fcntl", SetLastError = true)]
+    private static extern int Fcntl(int fd, int cmd, int arg);
+}
