@@ -19,7 +19,8 @@ internal sealed unsafe class SequentialOutput : IDisposable
 {
     /// <summary>The chunk size: a multiple of every cluster size, so a cluster never straddles two chunks.</summary>
     public const int ChunkSize = 4 << 20;
-    private const int ChunksPerOutput = 6;
+    private const int ChunksPerOutput = 8;
+    private const int WriterThreads = 2;
     private const int DirectAlignment = 4096;
 
     // Freed chunks are kept for the next output; each output limits itself to ChunksPerOutput at a time, so outputs
@@ -57,7 +58,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
             _hasher = new Thread(HashLoop) { IsBackground = true, Name = "qcow hash" };
             _hasher.Start();
         }
-        _writers = new Thread[2];
+        _writers = new Thread[WriterThreads];
         for (int i = 0; i < _writers.Length; i++)
         {
             _writers[i] = new Thread(WriteLoop) { IsBackground = true, Name = "qcow write" };
