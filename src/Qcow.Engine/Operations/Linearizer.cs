@@ -230,12 +230,15 @@ public static class Linearizer
             work.Add((layer, path, view, previous ?? new ZeroView(view.Size), skip));
             previous = view;
         }
+        // The bottom layer holds the whole base image, usually far more than any layer above it: compare it while the
+        // second layer (usually small) is being written, so the disk does not wait for the largest comparison.
+        int[] order = work.Count < 2 ? [0] : [1, 0, .. Enumerable.Range(2, work.Count - 2)];
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         var classified = work.Select(_ => new TaskCompletionSource<DiffPlan?>(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
         // Uncompressed layers are planned first, so each is hashed as it is written rather than read back.
         var classifier = Task.Run(() =>
         {
-            for (int i = 0; i < work.Count; i++)
+            foreach (int i in order)
             {
                 try
                 {
@@ -246,23 +249,27 @@ public static class Linearizer
                 }
                 catch (Exception e)
                 {
-                    for (int j = i; j < work.Count; j++) classified[j].TrySetException(e);
+                    foreach (var c in classified) c.TrySetException(e);
                     return;
                 }
             }
         });
 
-        var pending = new List<(PlannedLayer Layer, string Path, LayerStats? Stats, Task<string> Sha)>();
-        Task? lastCommit = null;
+        // Layers are renamed into place bottom first, whatever order they are written in.
+        var renamed = work.Select(_ => new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).ToArray();
+        var pending = new (PlannedLayer Layer, string Path, LayerStats? Stats, Task<string> Sha)[work.Count];
+        var commits = new List<Task>();
         try
         {
-            for (int i = 0; i < work.Count; i++)
+            foreach (int i in order)
             {
                 var (layer, path, view, below, skip) = work[i];
                 cancel.ThrowIfCancellationRequested();
                 if (skip)
                 {
-                    pending.Add((layer, path, null, Task.FromResult(HashFile(path))));
+                    pending[i] = (layer, path, null, Task.FromResult(HashFile(path)));
+                    int at = i;
+                    commits.Add(Task.Run(() => AfterBelow(at, renamed, () => { })));
                     continue;
                 }
                 var diff = classified[i].Task.GetAwaiter().GetResult();
@@ -290,29 +297,34 @@ public static class Linearizer
                     output.Dispose();
                     throw;
                 }
-                var before = lastCommit;
+                int index = i;
                 var commit = Task.Run(() =>
                 {
                     using (writer)
                     {
-                        before?.GetAwaiter().GetResult();
-                        return writer.Complete(computeSha256: true)!;
+                        string? sha = null;
+                        AfterBelow(index, renamed, () => sha = writer.Complete(computeSha256: true));
+                        return sha!;
                     }
                 });
-                lastCommit = commit;
-                pending.Add((layer, path, stats, commit));
+                commits.Add(commit);
+                pending[i] = (layer, path, stats, commit);
             }
         }
-        catch
+        catch (Exception e)
         {
-            // Stop the classifier and let running commits finish (or remove their temporaries) before reporting.
+            // Stop the classifier, release commits waiting on layers that will not come, and let running commits
+            // finish (or remove their temporaries) before reporting.
             stop.Cancel();
+            foreach (var r in renamed) r.TrySetException(e);
             try { classifier.Wait(); } catch (AggregateException) { }
-            try { lastCommit?.Wait(); } catch (AggregateException) { }
+            try { Task.WaitAll(commits); } catch (AggregateException) { }
             throw;
         }
 
         var results = new List<LayerResult>();
+        // Every commit has ended (each waits for the one below) before the first failure, if any, is reported.
+        try { Task.WaitAll(commits); } catch (AggregateException) { }
         foreach (var (layer, path, stats, shaTask) in pending)
         {
             string sha = shaTask.GetAwaiter().GetResult();
@@ -324,6 +336,22 @@ public static class Linearizer
         string jsonPath = Path.Combine(outDir, ChainJsonName);
         WriteChainJson(jsonPath, request.TopImage, results);
         return new LinearizeResult { Layers = results, ChainJsonPath = jsonPath };
+    }
+
+    /// <summary>Runs <paramref name="commit"/> once the layer below <paramref name="index"/> is in place, then marks this one.</summary>
+    private static void AfterBelow(int index, TaskCompletionSource[] renamed, Action commit)
+    {
+        try
+        {
+            if (index > 0) renamed[index - 1].Task.GetAwaiter().GetResult();
+            commit();
+            renamed[index].TrySetResult();
+        }
+        catch (Exception e)
+        {
+            renamed[index].TrySetException(e);
+            throw;
+        }
     }
 
     private static string HashFile(string path)

@@ -104,10 +104,11 @@ public sealed class QcowWriter : IClusterSink
     private const int RefcountOrder = 4;
 
     /// <summary>
-    /// Whether outputs go to the disk directly (O_DIRECT, where supported) rather than through the page cache; on by
-    /// default. QCOW_DIRECT_IO=0 turns it off, for file systems or setups where it is slower.
+    /// Whether outputs go to the disk directly (O_DIRECT, where supported) rather than through the page cache. Off by
+    /// default: with the bench chain, page-cache writes were as fast or faster; QCOW_DIRECT_IO=1 turns it on (steadier
+    /// times and less CPU where the page cache is under pressure). Outputs are byte-identical either way.
     /// </summary>
-    internal static bool DirectIo { get; set; } = Environment.GetEnvironmentVariable("QCOW_DIRECT_IO") != "0";
+    internal static bool DirectIo { get; } = Environment.GetEnvironmentVariable("QCOW_DIRECT_IO") == "1";
 
     /// <inheritdoc />
     public int ClusterSize => _clusterSize;

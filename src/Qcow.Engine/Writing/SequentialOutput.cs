@@ -7,9 +7,10 @@ namespace Qcow.Engine.Writing;
 
 /// <summary>
 /// Writes an output front to back in 4 MiB chunks, handed to background threads: one hashes them in order (when a
-/// SHA-256 is wanted), two write them with positional writes, so producing the image, hashing it and the disk taking
-/// it overlap. On Linux the chunks go to the disk directly (O_DIRECT) when the file system allows it: no copy into the
-/// page cache and no dirty pages to throttle on. The caller's thread only blocks when all of its chunks are in flight.
+/// SHA-256 is wanted), another writes them (through the page cache, starting writeback as it goes), so producing the
+/// image, hashing it and the disk taking it overlap. The caller's thread only blocks when all of its chunks are in
+/// flight. Optionally (Linux, where the file system allows it) chunks go to the disk directly (O_DIRECT) from two
+/// writer threads: no copy into the page cache, steadier but, on the machines measured, slower overall.
 /// </summary>
 /// <remarks>
 /// Without hashing, the first chunk is held back until <see cref="Complete"/> so the header can be patched in last
@@ -22,6 +23,9 @@ internal sealed unsafe class SequentialOutput : IDisposable
     private const int ChunksPerOutput = 8;
     private const int WriterThreads = 2;
     private const int DirectAlignment = 4096;
+    // Measured on the bench chain (ext4 on a virtio disk): 64 KiB writes into the page cache cost about half the
+    // kernel time of 1 MiB ones, and a third of 4 MiB ones.
+    private const int BufferedWrite = 64 << 10;
 
     // Freed chunks are kept for the next output; each output limits itself to ChunksPerOutput at a time, so outputs
     // written at once never wait on each other's buffers.
@@ -58,7 +62,9 @@ internal sealed unsafe class SequentialOutput : IDisposable
             _hasher = new Thread(HashLoop) { IsBackground = true, Name = "qcow hash" };
             _hasher.Start();
         }
-        _writers = new Thread[WriterThreads];
+        // Through the page cache one writer keeps the writes in order (two would contend for the file's lock), and
+        // each chunk's writeback is started at once, so the final flush only waits for the tail.
+        _writers = new Thread[_direct ? WriterThreads : 1];
         for (int i = 0; i < _writers.Length; i++)
         {
             _writers[i] = new Thread(WriteLoop) { IsBackground = true, Name = "qcow write" };
@@ -254,13 +260,46 @@ internal sealed unsafe class SequentialOutput : IDisposable
                     TrySetDirect(_handle, false);
                 }
             }
-            RandomAccess.Write(_handle, new ReadOnlySpan<byte>((void*)chunk.Buffer, chunk.Length), chunk.Offset);
+            for (int done = 0; done < chunk.Length; done += BufferedWrite)
+            {
+                int n = Math.Min(BufferedWrite, chunk.Length - done);
+                RandomAccess.Write(_handle, new ReadOnlySpan<byte>((byte*)chunk.Buffer + done, n), chunk.Offset + done);
+            }
+            StartWriteback(chunk.Offset, chunk.Length);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             _error ??= e;
         }
     }
+
+    /// <summary>
+    /// Asks the kernel to start writing a range back (Linux sync_file_range, which does not wait for the device).
+    /// Only a hint: where it is unavailable nothing happens, and the final flush still makes everything durable.
+    /// </summary>
+    private void StartWriteback(long offset, int length)
+    {
+        long end = offset + length;
+        if (_writebackUnavailable || end - _writebackFrom < WritebackStep) return;
+        try
+        {
+            if (SyncFileRange((int)_handle.DangerousGetHandle(), _writebackFrom, end - _writebackFrom, SyncFileRangeWrite) != 0)
+                _writebackUnavailable = true;
+            _writebackFrom = end;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            _writebackUnavailable = true;
+        }
+    }
+
+    private bool _writebackUnavailable = !OperatingSystem.IsLinux();
+    private long _writebackFrom;
+    private const long WritebackStep = 32L << 20;
+    private const uint SyncFileRangeWrite = 2;
+
+    [DllImport("libc", EntryPoint = "sync_file_range", SetLastError = true)]
+    private static extern int SyncFileRange(int fd, long offset, long nbytes, uint flags);
 
     private void ThrowIfFailed()
     {
