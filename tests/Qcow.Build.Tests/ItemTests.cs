@@ -111,6 +111,37 @@ public sealed class ItemTests(SeedChain seed) : IDisposable
         AssertOneError(p.Build(properties: new Dictionary<string, string> { ["QcowCompression"] = "lz4" }), "QCOW0004", p.Path, "lz4");
     }
 
+    [Fact]
+    public void An_unreadable_chain_json_is_error_QCOW0009_naming_it()
+    {
+        string manifest = _dir["layers/chain.json"];
+        Directory.CreateDirectory(_dir["layers"]);
+        File.WriteAllText(manifest, """{ "format": "qcow-chain/1", "layers": [ { "file": 7 } ] }""");
+        var engine = new FakeBuildEngine(_dir["p.imgproj"]);
+        var task = new Qcow.Build.Tasks.ReadQcowChainManifest { BuildEngine = engine, Manifests = [new Microsoft.Build.Utilities.TaskItem(manifest)] };
+        Assert.False(task.Execute());
+        var e = Assert.Single(engine.Errors);
+        Assert.Equal("QCOW0009", e.Code);
+        Assert.Equal(manifest, e.File);
+        Assert.Empty(task.Layers);
+    }
+
+    [SkippableFact]
+    public void A_stamp_that_cannot_be_written_is_error_QCOW0008_naming_it()
+    {
+        seed.CopyTo(_dir["images"]);
+        // The stamp folder lies under a regular file, so the stamp cannot be created.
+        File.WriteAllText(_dir["blocker"], "not a folder");
+        var p = new ImgProject(_dir.Path, """<ItemGroup><QcowChain Include="images/imageC.qcow2" /></ItemGroup>""");
+        var b = p.Build(properties: new Dictionary<string, string> { ["QcowStampDir"] = _dir["blocker/stamps/"] });
+        Assert.False(b.Success);
+        var e = Assert.Single(b.Log.Errors);
+        Assert.Equal("QCOW0008", e.Code);
+        Assert.StartsWith(_dir["blocker/stamps"], e.File, StringComparison.Ordinal);
+        Assert.EndsWith(".stamp", e.File, StringComparison.Ordinal);
+        Assert.False(Directory.Exists(p.OutDir) && Directory.EnumerateFiles(p.OutDir).Any());
+    }
+
     [SkippableFact]
     public void A_missing_backing_file_is_error_QCOW0002_naming_the_image_and_the_file()
     {
