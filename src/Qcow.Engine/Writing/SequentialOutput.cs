@@ -63,7 +63,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
             _hasher.Start();
         }
         // Through the page cache one writer keeps the writes in order (two would contend for the file's lock), and
-        // each chunk's writeback is started at once, so the final flush only waits for the tail.
+        // writeback is started every 32 MiB, so the final flush only waits for the tail.
         _writers = new Thread[_direct ? WriterThreads : 1];
         for (int i = 0; i < _writers.Length; i++)
         {
