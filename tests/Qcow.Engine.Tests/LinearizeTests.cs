@@ -39,6 +39,44 @@ public class LinearizeTests
     }
 
     [SkippableFact]
+    public void A_partial_rebuild_takes_kept_layers_hashes_from_chain_json_until_they_change()
+    {
+        Qemu.Require();
+        using var dir = new TempDir("partial");
+        string top = new ImageBuilder(dir, seed: 31).SeedChain("8M");
+        string outDir = dir["out"];
+        var full = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir });
+        string kept = Path.Combine(outDir, SeedStates[0].Layer);
+        var keptTime = File.GetLastWriteTimeUtc(kept);
+        // Change a kept layer behind the tool's back, keeping its time: the recorded hash is taken, the file not read.
+        byte[] bytes = File.ReadAllBytes(kept);
+        bytes[^1] ^= 0xff;
+        File.WriteAllBytes(kept, bytes);
+        File.SetLastWriteTimeUtc(kept, keptTime);
+        var onlyTop = new HashSet<string> { Path.GetFullPath(top) };
+        var partial = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, OnlyImages = onlyTop });
+        Assert.Null(partial.Layers[0].Stats);
+        Assert.Equal(full.Layers[0].Sha256, partial.Layers[0].Sha256);
+        Assert.NotEqual(WriterTests.Sha(kept), partial.Layers[0].Sha256);
+        Assert.NotNull(partial.Layers[^1].Stats);
+        Assert.Equal(WriterTests.Sha(Path.Combine(outDir, SeedStates[^1].Layer)), partial.Layers[^1].Sha256);
+
+        // Written after chain.json: hashed again.
+        File.SetLastWriteTimeUtc(kept, DateTime.UtcNow.AddMinutes(5));
+        var again = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, OnlyImages = onlyTop });
+        Assert.Equal(WriterTests.Sha(kept), again.Layers[0].Sha256);
+
+        // A damaged chain.json is not trusted either (the layer changed again, with its old time).
+        bytes = File.ReadAllBytes(kept);
+        bytes[^2] ^= 0xff;
+        File.WriteAllBytes(kept, bytes);
+        File.SetLastWriteTimeUtc(kept, keptTime);
+        File.WriteAllText(Path.Combine(outDir, Linearizer.ChainJsonName), "{");
+        var noManifest = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, OnlyImages = onlyTop });
+        Assert.Equal(WriterTests.Sha(kept), noManifest.Layers[0].Sha256);
+    }
+
+    [SkippableFact]
     public void Seed_chain_linearizes_into_seven_exact_layers()
     {
         Qemu.Require();

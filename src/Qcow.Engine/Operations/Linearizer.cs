@@ -230,6 +230,7 @@ public static class Linearizer
             work.Add((layer, path, view, previous ?? new ZeroView(view.Size), skip));
             previous = view;
         }
+        var previousHashes = request.OnlyImages is null ? null : ReadPreviousHashes(Path.Combine(outDir, ChainJsonName), request.TopImage);
         // The bottom layer holds the whole base image, usually far more than any layer above it: compare it while the
         // second layer (usually small) is being written, so the disk does not wait for the largest comparison.
         int[] order = work.Count < 2 ? [0] : [1, 0, .. Enumerable.Range(2, work.Count - 2)];
@@ -267,7 +268,7 @@ public static class Linearizer
                 cancel.ThrowIfCancellationRequested();
                 if (skip)
                 {
-                    pending[i] = (layer, path, null, Task.FromResult(HashFile(path)));
+                    pending[i] = (layer, path, null, Task.FromResult(KeptLayerHash(previousHashes, layer, path)));
                     int at = i;
                     commits.Add(Task.Run(() => AfterBelow(at, renamed, () => { })));
                     continue;
@@ -354,6 +355,57 @@ public static class Linearizer
         }
     }
 
+    /// <summary>
+    /// The SHA-256 of a layer kept from an earlier run: taken from that run's chain.json when it describes the same
+    /// layer and the file has not been written since chain.json was (so a partial rebuild does not read every kept
+    /// layer back); otherwise computed from the file.
+    /// </summary>
+    private static string KeptLayerHash(PreviousHashes? previous, PlannedLayer layer, string path)
+    {
+        if (previous is not null && previous.Layers.TryGetValue(layer.FileName, out var entry) &&
+            entry.Backing == layer.BackingFileName && entry.Snapshot == layer.Snapshot && entry.VirtualSize == layer.VirtualSize &&
+            entry.SourceImage == SourceName(previous.TopFolder, layer.SourceImage) &&
+            File.GetLastWriteTimeUtc(path) <= previous.WrittenUtc)
+            return entry.Sha256;
+        return HashFile(path);
+    }
+
+    private sealed record PreviousLayer(string Sha256, string? Backing, string? SourceImage, string? Snapshot, long VirtualSize);
+
+    private sealed record PreviousHashes(string TopFolder, DateTime WrittenUtc, Dictionary<string, PreviousLayer> Layers);
+
+    /// <summary>How chain.json names a source image: relative to the top image's folder, with forward slashes.</summary>
+    private static string SourceName(string topFolder, string sourceImage) =>
+        Path.GetRelativePath(topFolder, sourceImage).Replace('\\', '/');
+
+    /// <summary>The layers an earlier chain.json in the output folder describes; null when there is none or it cannot be read.</summary>
+    private static PreviousHashes? ReadPreviousHashes(string chainJson, string topImage)
+    {
+        try
+        {
+            if (!File.Exists(chainJson)) return null;
+            var written = File.GetLastWriteTimeUtc(chainJson);
+            using var doc = JsonDocument.Parse(File.ReadAllBytes(chainJson));
+            if (doc.RootElement.GetProperty("format").GetString() != "qcow-chain/1") return null;
+            var layers = new Dictionary<string, PreviousLayer>(StringComparer.Ordinal);
+            foreach (var l in doc.RootElement.GetProperty("layers").EnumerateArray())
+            {
+                string? sha = l.GetProperty("sha256").GetString();
+                string? file = l.GetProperty("file").GetString();
+                if (file is null || sha is not { Length: 64 }) continue;
+                layers[file] = new PreviousLayer(sha, l.GetProperty("backing").GetString(), l.GetProperty("sourceImage").GetString(),
+                    l.GetProperty("snapshot").GetString(), l.GetProperty("virtualSize").GetInt64());
+            }
+            return new PreviousHashes(Path.GetDirectoryName(Path.GetFullPath(topImage))!, written, layers);
+        }
+        catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException or FormatException
+                                      or IOException or UnauthorizedAccessException)
+        {
+            // Not ours, or damaged: hash the kept layers instead.
+            return null;
+        }
+    }
+
     private static string HashFile(string path)
     {
         using var s = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 20);
@@ -374,7 +426,7 @@ public static class Linearizer
                 json.WriteStartObject();
                 json.WriteString("file", r.Layer.FileName);
                 if (r.Layer.BackingFileName is null) json.WriteNull("backing"); else json.WriteString("backing", r.Layer.BackingFileName);
-                json.WriteString("sourceImage", Path.GetRelativePath(topFolder, r.Layer.SourceImage).Replace('\\', '/'));
+                json.WriteString("sourceImage", SourceName(topFolder, r.Layer.SourceImage));
                 if (r.Layer.Snapshot is null) json.WriteNull("snapshot"); else json.WriteString("snapshot", r.Layer.Snapshot);
                 json.WriteNumber("virtualSize", r.Layer.VirtualSize);
                 json.WriteString("sha256", r.Sha256);
