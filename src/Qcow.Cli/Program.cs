@@ -1,4 +1,5 @@
 using System.CommandLine;
 using Qcow.Cli;
 
+TestPause.Install();
 return QcowCommand.Run(args);

@@ -116,6 +116,7 @@ public static class ConvertOperation
         var stats = plan is not null
             ? DiffWriter.Emit(plan, top, (QcowWriter)sink, cancel)
             : DiffWriter.Write(top, below, sink, stage, progress, cancel);
+        PipelineHooks.Step("written:" + stage);
         string? sha = sink.Commit(request.ComputeSha256);
         return stats with { Sha256 = sha, FileSize = new FileInfo(output.TargetPath).Length, VirtualSize = top.Size };
     }

@@ -286,6 +286,7 @@ public static class Linearizer
                             ? DiffWriter.Write(view, below, writer, layer.FileName, progress, cancel)
                             : DiffWriter.Emit(diff, view, writer, cancel);
                         writer.WriteTables();
+                        PipelineHooks.Step("written:" + layer.FileName);
                     }
                     catch
                     {
@@ -304,7 +305,11 @@ public static class Linearizer
                     using (writer)
                     {
                         string? sha = null;
-                        AfterBelow(index, renamed, () => sha = writer.Complete(computeSha256: true));
+                        AfterBelow(index, renamed, () =>
+                        {
+                            sha = writer.Complete(computeSha256: true);
+                            PipelineHooks.Step("committed:" + layer.FileName);
+                        });
                         return sha!;
                     }
                 });
@@ -335,6 +340,7 @@ public static class Linearizer
         }
 
         string jsonPath = Path.Combine(outDir, ChainJsonName);
+        PipelineHooks.Step("chain-json");
         WriteChainJson(jsonPath, request.TopImage, results);
         return new LinearizeResult { Layers = results, ChainJsonPath = jsonPath };
     }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using Qcow.Engine.Operations;
 using Qcow.Engine.Tests.Infrastructure;
 
@@ -44,6 +43,7 @@ public sealed class FaultTests
     }
 
     [SkippableFact]
+    [Trait("Category", "Slow")]
     public void Kill_9_during_linearize_leaves_no_incomplete_output_and_the_rerun_is_correct()
     {
         Qemu.Require();
@@ -55,28 +55,32 @@ public sealed class FaultTests
         string outDir = dir["out"];
         Directory.CreateDirectory(outDir);
 
-        int killed = 0;
-        // The last kill comes at once, so the rerun below surely finds a stale temporary file to remove.
-        foreach (int delayMs in new[] { 600, 300, 120, 0 })
+        // Layers: base_s1, base, top (base is written before base_s1, whose comparison is the larger, but renamed
+        // after it). Each run is held at a step by the test hook and killed there with SIGKILL (no handler, no
+        // cleanup); what exists under a final name then is known exactly (complete layers of earlier runs stay
+        // until a rename replaces them).
+        string[] all = ["base.qcow2", "base_s1.qcow2", "top.qcow2"];
+        (string Step, string[] Final)[] kills =
+        [
+            ("written:base.qcow2", []),
+            ("committed:base_s1.qcow2", ["base_s1.qcow2"]),
+            ("chain-json", all),
+            // Last, a kill with the top layer's temporary present, so the rerun must remove a stale temporary.
+            ("written:top.qcow2", all),
+        ];
+        foreach (var (step, final) in kills)
         {
-            using var p = QcowProcess.Start("linearize", top, outDir);
-            var clock = Stopwatch.StartNew();
-            // Wait until a layer is being written, then kill -9 (SIGKILL: no handler, no cleanup).
-            while (!p.HasExited && !Directory.EnumerateFiles(outDir, $"*{TempMarker}*").Any() && clock.Elapsed < TimeSpan.FromSeconds(60))
-                Thread.Sleep(2);
-            Thread.Sleep(delayMs);
-            if (!p.HasExited)
-            {
-                p.Kill();
-                killed++;
-            }
+            using var p = QcowProcess.StartPausedAt(step, "linearize", top, outDir);
+            p.Kill();
             Assert.True(p.WaitForExit(30_000), "qcow linearize did not exit after SIGKILL");
-            // Whatever exists under a final name is complete: byte for byte what an uninterrupted run writes.
-            foreach (var file in Directory.GetFiles(outDir).Where(f => !f.Contains(TempMarker, StringComparison.Ordinal)))
-                Assert.True(expected[Path.GetFileName(file)] == Exerciser.Hash(file), $"{Path.GetFileName(file)} is incomplete after kill -9 at +{delayMs} ms");
+            var left = Directory.GetFiles(outDir).Select(Path.GetFileName).ToList();
+            var finals = left.Where(f => !f!.Contains(TempMarker, StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList();
+            Assert.Equal(final, finals);
+            foreach (var file in finals)
+                Assert.True(expected[file!] == Exerciser.Hash(Path.Combine(outDir, file!)), $"{file} is incomplete after kill -9 at {step}");
+            if (step.StartsWith("written:", StringComparison.Ordinal))
+                Assert.Contains(left, f => f!.StartsWith("." + step["written:".Length..] + TempMarker, StringComparison.Ordinal));
         }
-        Assert.True(killed >= 2, $"only {killed} runs were killed mid-way: the chain is too small to catch linearize in the act");
-        Assert.NotEmpty(Directory.GetFiles(outDir, $"*{TempMarker}*"));
 
         var rerun = QcowProcess.Run(["linearize", top, outDir]);
         Assert.True(rerun.ExitCode == 0, rerun.StdErr);
@@ -124,6 +128,7 @@ public sealed class FaultTests
     }
 
     [SkippableFact]
+    [Trait("Category", "Slow")]
     public void Two_concurrent_writers_of_the_same_output_never_leave_a_mixed_file()
     {
         Qemu.Require();

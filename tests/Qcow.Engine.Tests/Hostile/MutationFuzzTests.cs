@@ -21,6 +21,7 @@ public sealed class MutationFuzzTests(HostileImages bases, ITestOutputHelper out
     private static int Seed => int.TryParse(Environment.GetEnvironmentVariable("QCOW_FUZZ_SEED"), out int s) ? s : 1;
 
     [SkippableFact]
+    [Trait("Category", "Slow")]
     public void Mutated_images_read_like_qemu_or_fail_typed_within_the_time_bound()
     {
         Qemu.Require();

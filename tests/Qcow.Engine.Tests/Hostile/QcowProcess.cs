@@ -13,14 +13,39 @@ public static class QcowProcess
         Qemu.Run("dotnet", [Dll, .. args], Enumerable.Range(0, 256).ToArray(), timeout: timeout ?? TimeSpan.FromMinutes(2));
 
     /// <summary>Starts qcow without waiting; output is discarded.</summary>
-    public static Process Start(params string[] args)
+    public static Process Start(params string[] args) => Start(null, args, _ => { });
+
+    /// <summary>
+    /// Starts qcow held at a pipeline step (the CLI's <c>QCOW_TEST_PAUSE_AT</c> test hook) and returns once it is
+    /// there, so the caller can kill it at exactly that point. Fails if qcow ends, or does not get there in 2 minutes.
+    /// </summary>
+    public static Process StartPausedAt(string step, params string[] args)
+    {
+        using var paused = new ManualResetEventSlim();
+        var stderr = new System.Text.StringBuilder();
+        var p = Start(step, args, line =>
+        {
+            lock (stderr) stderr.AppendLine(line);
+            if (line == $"qcow: test hook: paused at {step}") paused.Set();
+        });
+        if (!paused.Wait(TimeSpan.FromMinutes(2)))
+        {
+            if (!p.HasExited) p.Kill();
+            p.WaitForExit();
+            lock (stderr) throw new Xunit.Sdk.XunitException($"qcow {string.Join(' ', args)} never reached {step} (exit {p.ExitCode}): {stderr}");
+        }
+        return p;
+    }
+
+    private static Process Start(string? pauseAt, string[] args, Action<string> onStdErr)
     {
         var psi = new ProcessStartInfo("dotnet") { UseShellExecute = false, RedirectStandardOutput = true, RedirectStandardError = true };
         psi.ArgumentList.Add(Dll);
         foreach (var a in args) psi.ArgumentList.Add(a);
+        if (pauseAt is not null) psi.Environment["QCOW_TEST_PAUSE_AT"] = pauseAt;
         var p = Process.Start(psi)!;
         p.OutputDataReceived += (_, _) => { };
-        p.ErrorDataReceived += (_, _) => { };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) onStdErr(e.Data); };
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
         return p;
