@@ -16,6 +16,8 @@ internal static class QcowCommand
         root.Subcommands.Add(CompareCommand.Create());
         root.Subcommands.Add(ConvertCommand.Create());
         root.Subcommands.Add(LinearizeCommand.Create());
+        root.Subcommands.Add(PushCommand.Create());
+        root.Subcommands.Add(PullCommand.Create());
         var parse = root.Parse(args);
         var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
         try
