@@ -93,14 +93,22 @@ public static class ChainPull
         await RegistryClient.EnsureAsync(response, subject, "getting the manifest", HttpStatusCode.OK).ConfigureAwait(false);
         if (response.Content.Headers.ContentLength > ArtifactManifest.MaxBytes)
             throw new RegistryException(subject, $"the manifest is larger than {ArtifactManifest.MaxBytes} bytes");
-        using var body = await response.Content.ReadAsStreamAsync(cancel).ConfigureAwait(false);
         using var buffer = new MemoryStream();
-        byte[] chunk = new byte[81920];
-        int n;
-        while ((n = await body.ReadAsync(chunk, cancel).ConfigureAwait(false)) > 0)
+        try
         {
-            buffer.Write(chunk, 0, n);
-            if (buffer.Length > ArtifactManifest.MaxBytes) throw new RegistryException(subject, $"the manifest is larger than {ArtifactManifest.MaxBytes} bytes");
+            using var body = await response.Content.ReadAsStreamAsync(cancel).ConfigureAwait(false);
+            using var guard = new StallGuard(client.Options.StallTimeout, cancel);
+            byte[] chunk = new byte[81920];
+            int n;
+            while ((n = await guard.ReadAsync(body, chunk).ConfigureAwait(false)) > 0)
+            {
+                buffer.Write(chunk, 0, n);
+                if (buffer.Length > ArtifactManifest.MaxBytes) throw new RegistryException(subject, $"the manifest is larger than {ArtifactManifest.MaxBytes} bytes");
+            }
+        }
+        catch (Exception e) when (e is IOException or HttpRequestException)
+        {
+            throw new RegistryException(subject, $"reading the manifest failed: {e.Message}", e);
         }
         byte[] bytes = buffer.ToArray();
         string digest = Digests.Of(bytes);
@@ -172,9 +180,10 @@ public static class ChainPull
                     copy?.SetLength(0);
                     using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
                     using var body = await response.Content.ReadAsStreamAsync(cancel).ConfigureAwait(false);
+                    using var guard = new StallGuard(client.Options.StallTimeout, cancel);
                     long total = 0;
                     int n;
-                    while ((n = await body.ReadAsync(buffer, cancel).ConfigureAwait(false)) > 0)
+                    while ((n = await guard.ReadAsync(body, buffer).ConfigureAwait(false)) > 0)
                     {
                         total += n;
                         // Bounded by the size the manifest states: a blob that runs on is wrong, however long it is.

@@ -32,6 +32,9 @@ public sealed record RegistryOptions
     /// <summary>Time allowed for one request (for a download: until its headers arrive).</summary>
     public TimeSpan RequestTimeout { get; init; } = TimeSpan.FromMinutes(10);
 
+    /// <summary>A download that receives nothing for this long fails (and is retried like a reset connection).</summary>
+    public TimeSpan StallTimeout { get; init; } = TimeSpan.FromMinutes(2);
+
     /// <summary>Progress per file (Stage = file name), or null.</summary>
     public Action<ProgressInfo>? Progress { get; init; }
 

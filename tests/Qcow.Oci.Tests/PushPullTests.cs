@@ -203,6 +203,45 @@ public sealed class PushPullTests(RegistryFixture fixture) : IClassFixture<Regis
     }
 
     [SkippableFact]
+    public async Task A_download_that_stalls_is_retried_and_a_cancelled_pull_leaves_the_folder_as_it_was()
+    {
+        var registry = fixture.Server;
+        using var dir = new TempDir();
+        string chain = Chains.Synthetic(dir["chain"], seed: 8, 50_000, 20_000);
+        var reference = registry.Ref("stall/test:v1");
+        await ChainPush.RunAsync(new PushRequest { Folder = chain, Reference = reference }, registry.Options());
+        string layer1 = "sha256:" + ChainManifest.Read(Path.Combine(chain, "chain.json")).Layers[1].Sha256;
+
+        // The first download of layer1 sends half its bytes and then nothing: it is given up and fetched again.
+        int layer1Gets = 0;
+        var delays = new List<TimeSpan>();
+        var stalling = registry.Options(wrap: h => new FaultHandler(h)
+        {
+            Decide = (r, _) => r.RequestUri!.AbsolutePath.EndsWith(layer1, StringComparison.Ordinal) && Interlocked.Increment(ref layer1Gets) == 1 ? Fault.Stall : Fault.None,
+        }) with { StallTimeout = TimeSpan.FromMilliseconds(200), Delay = (d, _) => { delays.Add(d); return Task.CompletedTask; } };
+        await ChainPull.RunAsync(new PullRequest { Reference = reference, Folder = dir["stalled"] }, stalling);
+        Assert.Equal(2, layer1Gets);
+        Assert.Single(delays);
+        Chains.AssertSameFiles(chain, dir["stalled"]);
+
+        // Cancelled while layer1 downloads (layer0 already complete in its temporary file): nothing is left.
+        using var cancel = new CancellationTokenSource();
+        var cancelling = registry.Options(wrap: h => new FaultHandler(h)
+        {
+            Decide = (r, _) =>
+            {
+                if (r.RequestUri!.AbsolutePath.EndsWith(layer1, StringComparison.Ordinal)) cancel.Cancel();
+                return Fault.None;
+            },
+        });
+        string target = dir["cancelled"];
+        Directory.CreateDirectory(target);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() =>
+            ChainPull.RunAsync(new PullRequest { Reference = reference, Folder = target }, cancelling, cancel.Token));
+        Assert.Empty(Directory.GetFileSystemEntries(target));
+    }
+
+    [SkippableFact]
     public async Task Pull_refuses_titles_that_are_not_plain_file_names()
     {
         var registry = fixture.Server;

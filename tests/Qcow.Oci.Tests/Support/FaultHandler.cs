@@ -41,13 +41,20 @@ public sealed class FaultHandler(HttpMessageHandler inner) : DelegatingHandler(i
                 foreach (var h in response.Content.Headers) altered.Headers.TryAddWithoutValidation(h.Key, h.Value);
                 response.Content = altered;
                 return response;
+            case FaultKind.StallBody:
+                var stalling = await base.SendAsync(request, cancel);
+                byte[] full = await stalling.Content.ReadAsByteArrayAsync(cancel);
+                var stalled = new StreamContent(new StallingStream(full[..(full.Length / 2)]));
+                foreach (var h in stalling.Content.Headers) stalled.Headers.TryAddWithoutValidation(h.Key, h.Value);
+                stalling.Content = stalled;
+                return stalling;
             default:
                 return await base.SendAsync(request, cancel);
         }
     }
 }
 
-public enum FaultKind { None, Status, ResetAfterForwarding, CorruptBody }
+public enum FaultKind { None, Status, ResetAfterForwarding, CorruptBody, StallBody }
 
 public sealed record Fault(FaultKind Kind, HttpStatusCode Status = HttpStatusCode.OK)
 {
@@ -55,4 +62,35 @@ public sealed record Fault(FaultKind Kind, HttpStatusCode Status = HttpStatusCod
     public static Fault Reply(HttpStatusCode status) => new(FaultKind.Status, status);
     public static Fault Reset { get; } = new(FaultKind.ResetAfterForwarding);
     public static Fault Corrupt { get; } = new(FaultKind.CorruptBody);
+    public static Fault Stall { get; } = new(FaultKind.StallBody);
+}
+
+/// <summary>A body that sends its first bytes and then nothing, until the reader gives up (cancels).</summary>
+internal sealed class StallingStream(byte[] start) : Stream
+{
+    private int _position;
+
+    public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancel = default)
+    {
+        if (_position < start.Length)
+        {
+            int n = Math.Min(buffer.Length, start.Length - _position);
+            start.AsMemory(_position, n).CopyTo(buffer);
+            _position += n;
+            return n;
+        }
+        await Task.Delay(Timeout.Infinite, cancel);
+        return 0;
+    }
+
+    public override int Read(byte[] buffer, int offset, int count) => ReadAsync(buffer.AsMemory(offset, count)).AsTask().GetAwaiter().GetResult();
+    public override bool CanRead => true;
+    public override bool CanSeek => false;
+    public override bool CanWrite => false;
+    public override long Length => throw new NotSupportedException();
+    public override long Position { get => _position; set => throw new NotSupportedException(); }
+    public override void Flush() { }
+    public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+    public override void SetLength(long value) => throw new NotSupportedException();
+    public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 }
