@@ -101,8 +101,8 @@ internal sealed class BlobUploader(RegistryClient client, string repository)
         int dash = range.IndexOf('-', StringComparison.Ordinal);
         if (dash < 0 || !long.TryParse(range[(dash + 1)..], out long last) || last < 0 || last >= blob.Descriptor.Size) return (null, 0);
         long received = last == 0 ? 0 : last + 1;
-        // Resume only on a chunk boundary we sent; anything else is safest restarted.
-        return received % _options.ChunkSize == 0 ? (next, received) : (null, 0);
+        // Resume only on a chunk boundary we sent (or after the last chunk); anything else is safest restarted.
+        return received % _options.ChunkSize == 0 || received == blob.Descriptor.Size ? (next, received) : (null, 0);
     }
 
     private async Task<Uri> StartAsync(BlobSource blob, CancellationToken cancel)
