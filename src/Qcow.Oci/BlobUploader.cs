@@ -28,15 +28,21 @@ internal sealed class BlobUploader(RegistryClient client, string repository)
     {
         if (await ExistsAsync(blob, cancel).ConfigureAwait(false)) return BlobOutcome.Skipped;
         Uri? location = null;
-        foreach (string from in mountFrom.Where(f => f != repository))
+        var sources = mountFrom.Where(f => f != repository).Distinct(StringComparer.Ordinal).ToList();
+        for (int i = 0; i < sources.Count; i++)
         {
-            var uri = client.V2(repository, $"blobs/uploads/?mount={Uri.EscapeDataString(blob.Descriptor.Digest)}&from={Uri.EscapeDataString(from)}");
+            var uri = client.V2(repository, $"blobs/uploads/?mount={Uri.EscapeDataString(blob.Descriptor.Digest)}&from={Uri.EscapeDataString(sources[i])}");
             using var response = await client.SendAsync(() => new HttpRequestMessage(HttpMethod.Post, uri), blob.Name, cancel).ConfigureAwait(false);
             if (response.StatusCode == HttpStatusCode.Created) return BlobOutcome.Mounted;
-            await RegistryClient.EnsureAsync(response, blob.Name, $"mounting from {from}", HttpStatusCode.Accepted).ConfigureAwait(false);
-            // Not there: the registry opened an ordinary upload instead.
+            await RegistryClient.EnsureAsync(response, blob.Name, $"mounting from {sources[i]}", HttpStatusCode.Accepted).ConfigureAwait(false);
+            // Not there: the registry opened an ordinary upload instead. The last one is used; others are cancelled.
             location = client.Resolve(response.Headers.Location, blob.Name);
-            break;
+            if (i < sources.Count - 1)
+            {
+                var abandoned = location;
+                using var cancelled = await client.SendAsync(() => new HttpRequestMessage(HttpMethod.Delete, abandoned), blob.Name, cancel).ConfigureAwait(false);
+                location = null;
+            }
         }
         await UploadAsync(blob, location, cancel).ConfigureAwait(false);
         return BlobOutcome.Uploaded;

@@ -309,6 +309,20 @@ public sealed class PushPullTests(RegistryFixture fixture) : IClassFixture<Regis
         Assert.Contains("0 blobs uploaded (0 B), 0 already present, 4 mounted", mounted.StdErr);
         var pulled = await ChainPull.RunAsync(new PullRequest { Reference = registry.Ref("mount/target:v1"), Folder = dir["pulled"] }, registry.Options());
         Chains.AssertSameFiles(chain, dir["pulled"]);
+
+        // A source that lacks the blobs is passed over for the next; where none has them, the blob is uploaded.
+        var second = await ChainPush.RunAsync(new PushRequest
+        {
+            Folder = chain, Reference = registry.Ref("mount/second:v1"), MountFrom = ["mount/nothing-here", "mount/source"],
+        }, registry.Options());
+        Assert.Equal((0, 0, 4), (second.BlobsUploaded, second.BlobsSkipped, second.BlobsMounted));
+        var none = await ChainPush.RunAsync(new PushRequest
+        {
+            Folder = chain, Reference = registry.Ref("mount/third:v1"), MountFrom = ["mount/nothing-here"],
+        }, registry.Options());
+        Assert.Equal((4, 0, 0), (none.BlobsUploaded, none.BlobsSkipped, none.BlobsMounted));
+        await ChainPull.RunAsync(new PullRequest { Reference = registry.Ref("mount/third:v1"), Folder = dir["third"] }, registry.Options());
+        Chains.AssertSameFiles(chain, dir["third"]);
     }
 
     [SkippableFact]
