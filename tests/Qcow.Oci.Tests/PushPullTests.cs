@@ -216,12 +216,13 @@ public sealed class PushPullTests(RegistryFixture fixture) : IClassFixture<Regis
         string layer1 = "sha256:" + ChainManifest.Read(Path.Combine(chain, "chain.json")).Layers[1].Sha256;
 
         // The first download of layer1 sends half its bytes and then nothing: it is given up and fetched again.
+        // StallTimeout bounds that wait (no sleep); it is long enough that a loaded machine's ordinary reads never trip it.
         int layer1Gets = 0;
         var delays = new List<TimeSpan>();
         var stalling = registry.Options(wrap: h => new FaultHandler(h)
         {
             Decide = (r, _) => r.RequestUri!.AbsolutePath.EndsWith(layer1, StringComparison.Ordinal) && Interlocked.Increment(ref layer1Gets) == 1 ? Fault.Stall : Fault.None,
-        }) with { StallTimeout = TimeSpan.FromMilliseconds(200), Delay = (d, _) => { delays.Add(d); return Task.CompletedTask; } };
+        }) with { StallTimeout = TimeSpan.FromSeconds(2), Delay = (d, _) => { delays.Add(d); return Task.CompletedTask; } };
         await ChainPull.RunAsync(new PullRequest { Reference = reference, Folder = dir["stalled"] }, stalling);
         Assert.Equal(2, layer1Gets);
         Assert.Single(delays);
