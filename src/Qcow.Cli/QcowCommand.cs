@@ -9,13 +9,15 @@ internal static class QcowCommand
 {
     public static int Run(string[] args)
     {
-        var root = new RootCommand("qcow: inspect, check, convert and linearize qcow2 images and chains (qemu-img's spelling).");
+        var root = new RootCommand("qcow: inspect, check, convert and linearize qcow2 images and chains (qemu-img's spelling); push and pull chains through OCI registries.");
         root.Subcommands.Add(InfoCommand.Create());
         root.Subcommands.Add(CheckCommand.Create());
         root.Subcommands.Add(MapCommand.Create());
         root.Subcommands.Add(CompareCommand.Create());
         root.Subcommands.Add(ConvertCommand.Create());
         root.Subcommands.Add(LinearizeCommand.Create());
+        root.Subcommands.Add(PushCommand.Create());
+        root.Subcommands.Add(PullCommand.Create());
         var parse = root.Parse(args);
         var config = new InvocationConfiguration { EnableDefaultExceptionHandler = false };
         try
