@@ -140,6 +140,65 @@ public class ManagedDeflateTests
         Assert.Equal(DeflateEncoder.MaxDistance, encoder.LongestDistanceEmitted);
     }
 
+    [Theory]
+    [InlineData(15)]
+    [InlineData(7)]
+    public void Huffman_lengths_stay_within_the_limit_and_form_a_complete_code(int maxBits)
+    {
+        var huffman = new HuffmanCode(DeflateTables.LiteralLengthSymbols, 15);
+        // Fibonacci weights make the deepest unlimited Huffman tree; the other sets are flat, skewed and tiny.
+        var fib = new int[DeflateTables.CodeLengthSymbols];
+        for (int i = 0; i < fib.Length; i++) fib[i] = i < 2 ? 1 : fib[i - 1] + fib[i - 2];
+        var r = new Random(maxBits);
+        int[][] sets =
+        [
+            fib,
+            Enumerable.Repeat(5, 19).ToArray(),
+            Enumerable.Range(0, 19).Select(i => i == 3 ? 1_000_000 : 1).ToArray(),
+            Enumerable.Range(0, 19).Select(i => i == 7 ? 9 : 0).ToArray(),
+            new int[19],
+            Enumerable.Range(0, 19).Select(_ => r.Next(3) == 0 ? 0 : r.Next(1, 1 << r.Next(20))).ToArray(),
+        ];
+        foreach (var freq in sets)
+        {
+            var lengths = new byte[freq.Length];
+            huffman.BuildLengths(freq, maxBits, lengths);
+            Assert.All(lengths, l => Assert.InRange(l, 0, maxBits));
+            for (int s = 0; s < freq.Length; s++) if (freq[s] > 0) Assert.True(lengths[s] > 0, $"symbol {s} has no code");
+            // Kraft sum exactly 1: a complete prefix code, which every inflater accepts.
+            Assert.Equal(1 << 15, lengths.Where(l => l > 0).Sum(l => 1 << (15 - l)));
+        }
+    }
+
+    [Fact]
+    public void Random_mixtures_round_trip()
+    {
+        var r = new Random(2024);
+        var encoder = new DeflateEncoder(DeflateCodec.Level);
+        for (int round = 0; round < 300; round++)
+        {
+            var input = new byte[r.Next(0, 200_000)];
+            for (int i = 0; i < input.Length;)
+            {
+                int n = Math.Min(input.Length - i, r.Next(1, 5000));
+                var part = input.AsSpan(i, n);
+                switch (r.Next(4))
+                {
+                    case 0: r.NextBytes(part); break;
+                    case 1: part.Fill((byte)r.Next(256)); break;
+                    case 2: // a copy from up to 5000 bytes back: some within the window, some beyond
+                        int back = r.Next(1, 5000);
+                        for (int k = 0; k < n; k++) input[i + k] = i + k - back >= 0 ? input[i + k - back] : (byte)k;
+                        break;
+                    default: Words(n, round * 7 + i).CopyTo(part); break;
+                }
+                i += n;
+            }
+            Assert.Equal(input, Inflate(Encode(encoder, input)));
+        }
+        Assert.True(encoder.LongestDistanceEmitted <= DeflateEncoder.MaxDistance);
+    }
+
     [Fact]
     public void Repeats_further_back_than_4096_bytes_are_not_matched()
     {
