@@ -57,6 +57,30 @@ public class PinnedHashTests
     }
 
     [SkippableTheory]
+    [MemberData(nameof(LinearizeCases))]
+    public void Pinned_layers_are_clean_and_read_as_their_sources(string name)
+    {
+        Qemu.Require();
+        using var dir = new TempDir("pinned-qemu");
+        var (options, pattern) = Case(name);
+        string outDir = dir["out"];
+        var result = Linearizer.Run(new LinearizeRequest
+        {
+            TopImage = Path.Combine(SeedImages, "imageC.qcow2"), OutputFolder = outDir, Options = options, NamePattern = pattern,
+        });
+        foreach (var layer in result.Layers)
+        {
+            Qemu.AssertClean(layer.Path);
+            string state = dir[$"state-{Path.GetFileName(layer.Path)}.raw"];
+            var args = new List<string> { "convert", "-O", "raw" };
+            if (layer.Layer.Snapshot is { } sn) args.AddRange(["-l", $"snapshot.name={sn}"]);
+            args.AddRange([layer.Layer.SourceImage, state]);
+            Qemu.Img([.. args]);
+            Assert.Equal(0, Qemu.ImgAllow([0, 1], "compare", "-f", "raw", "-F", "qcow2", state, layer.Path).ExitCode);
+        }
+    }
+
+    [SkippableTheory]
     [InlineData("raw")]
     [InlineData("qcow2")]
     public void Converted_snapshot_has_the_pinned_hash(string format)
