@@ -49,6 +49,12 @@ def main():
     ratio("linearize: baseline build time / this build time", "chain/qcow-baseline", "chain/qcow")
     ratio("export: baseline build time / this build time", "export/qcow-baseline", "export/qcow")
     ratio("export: qemu-img convert -l time / qcow convert -l time (speedup)", "export/qemu-img", "export/qcow")
+    ratio("compress: qemu-img convert -c time / qcow convert -c time (speedup)", "compress/qemu-img", "compress/qcow")
+    ratio("compress, one core: qemu-img time / qcow time (speedup)", "compress/qemu-img-1-core", "compress/qcow-1-core")
+    if "compress/source" in sizes:
+        for tool in ("qemu-img", "qcow"):
+            if f"compress/{tool}" in sizes:
+                print(f"- compress, {tool}: output / source size {sizes[f'compress/{tool}'] / sizes['compress/source']:.4f}")
     sparse = sorted({k.split("/")[0] for k in rows if k.startswith("sparse-")},
                     key=lambda s: int(__import__("subprocess").check_output(["numfmt", "--from=iec", s[7:]])))
     for i, tool in ((0, "stock"), (1, "qcow")):

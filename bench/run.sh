@@ -8,7 +8,8 @@
 #            --sparse-sizes "16G 1T" --sparse-stock-runs N
 #            --qcow DIR       time the qcow.dll in DIR instead of building src/Qcow.Cli
 #            --baseline DIR   also time the qcow.dll in DIR (an older build) in the same rotation: before/after
-#   sections (comma separated): chain, export, copy, mem, sparse
+#   --compress-size SIZE   data in the compress section's image (default 256M; 16M with --tiny)
+#   sections (comma separated): chain, export, copy, mem, sparse, compress
 # Timing is informational only: nothing here fails on speed. It fails (non-zero) when a layer written by
 # `qcow linearize` or an export by `qcow convert` differs in content from qemu-img's (qemu-img compare), or when
 # `qemu-img check` finds a problem in what qcow wrote.
@@ -20,10 +21,11 @@ virtual=16G; base=1.5G; delta=250M; wmin=4K; wmax=1M; zero_pct=10; runs=3; seed=
 sections=chain,export,copy,mem; out=$here/out; keep=0; build=1; baseline=; qcow_dir=
 mem_virtual=64G; mem_base=512M; mem_delta=64M
 sparse_sizes="16G 1T"; sparse_base=30M; sparse_delta=5M; sparse_stock_runs=1
+compress_size=256M
 while [[ $# -gt 0 ]]; do
   case $1 in
-    --tiny) virtual=256M; base=8M; delta=2M; wmax=256K; runs=1; sections=chain,export,copy,mem
-            mem_base=4M; mem_delta=1M; shift ;;
+    --tiny) virtual=256M; base=8M; delta=2M; wmax=256K; runs=1; sections=chain,export,copy,mem,compress
+            mem_base=4M; mem_delta=1M; compress_size=16M; shift ;;
     --sparse) sections=sparse; shift ;;
     --virtual) virtual=$2; shift 2 ;;
     --base) base=$2; shift 2 ;;
@@ -38,7 +40,8 @@ while [[ $# -gt 0 ]]; do
     --baseline) baseline=$(cd "$2" && pwd)/qcow.dll; shift 2 ;;
     --sparse-sizes) sparse_sizes=$2; shift 2 ;;
     --sparse-stock-runs) sparse_stock_runs=$2; shift 2 ;;
-    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+    --compress-size) compress_size=$2; shift 2 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -214,6 +217,38 @@ if has sparse; then
     linearize_vs_stock "sparse-$v" "$sp" "$sparse_stock_runs" "$runs"
     [[ $keep == 1 ]] || rm -rf "$sp"
   done
+fi
+
+if has compress; then
+  # Deflate (zlib) compression, as -c writes it: qemu-img's (the system zlib, level 6) against qcow's managed
+  # encoder, on seeded compressible data, 64 KiB clusters. Both must read back as the source.
+  cdir=$out/compress
+  rm -rf "$cdir"; mkdir -p "$cdir"
+  python3 "$here/compressible.py" "$seed" "$cdir/src.raw" "$(bytes "$compress_size")"
+  qemu-img convert -f raw -O qcow2 "$cdir/src.raw" "$cdir/src.qcow2"
+  for ((r = 1; r <= runs; r++)); do
+    rm -f "$cdir/qemu.qcow2" "$cdir/qcow.qcow2"; sync
+    echo "-- compress: qemu-img convert -c, run $r/$runs"
+    measure compress/qemu-img -- bash -c 'qemu-img convert -c -O qcow2 -o compression_type=zlib "$0" "$1" && sync' "$cdir/src.qcow2" "$cdir/qemu.qcow2"
+    echo "-- compress: qcow convert -c, run $r/$runs"
+    measure compress/qcow -- bash -c 'dotnet "$0" convert -c -o compression_type=zlib "$1" "$2" && sync' "$qcow_dll" "$cdir/src.qcow2" "$cdir/qcow.qcow2"
+    # The encoders alone, per core: both tools on one CPU (qemu-img compresses in a thread pool, qcow in parallel).
+    if command -v taskset >/dev/null; then
+      rm -f "$cdir/qemu1.qcow2" "$cdir/qcow1.qcow2"; sync
+      echo "-- compress: both on one core, run $r/$runs"
+      measure compress/qemu-img-1-core -- taskset -c 0 bash -c 'qemu-img convert -c -O qcow2 -o compression_type=zlib "$0" "$1" && sync' "$cdir/src.qcow2" "$cdir/qemu1.qcow2"
+      measure compress/qcow-1-core -- taskset -c 0 bash -c 'dotnet "$0" convert -c -o compression_type=zlib "$1" "$2" && sync' "$qcow_dll" "$cdir/src.qcow2" "$cdir/qcow1.qcow2"
+    fi
+  done
+  echo -e "compress/source\t$(size_of "$cdir/src.raw")" >> "$sizes"
+  echo -e "compress/qemu-img\t$(size_of "$cdir/qemu.qcow2")" >> "$sizes"
+  echo -e "compress/qcow\t$(size_of "$cdir/qcow.qcow2")" >> "$sizes"
+  checks=$((checks + 1))
+  if ! qemu-img compare -q -f raw -F qcow2 "$cdir/src.raw" "$cdir/qcow.qcow2" || ! qemu-img check -q "$cdir/qcow.qcow2" >/dev/null; then
+    echo "FAIL [compress] qcow convert -c does not read back as its source, or qemu-img check reports problems" >&2
+    failures=$((failures + 1))
+  fi
+  [[ $keep == 1 ]] || rm -rf "$cdir"
 fi
 
 [[ $keep == 1 ]] || rm -rf "$chain"

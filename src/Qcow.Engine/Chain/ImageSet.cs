@@ -159,7 +159,8 @@ public sealed class ImageSet : IDisposable
     private void RecheckOpened(ImageFile file, string namingImage, string what)
     {
         string folder = Path.GetDirectoryName(namingImage)!;
-        string real = file.OpenedRealPath;
+        // Without the kernel's answer (not Linux), the path is resolved again: a narrower gap, not none.
+        string real = file.OpenedRealPath ?? PathPolicy.RealPath(file.Path);
         if (!PathPolicy.IsAllowed(real, folder, Policy.AllowedPaths, fileIsReal: true))
             throw new QcowException(namingImage, $"{what} opened as {real}, outside {PathPolicy.RealPath(folder)} (did the path change while it was opened?); allow it explicitly (qcow --allow-backing PATH, MSBuild property QcowAllowedBackingPaths)");
     }

@@ -98,24 +98,24 @@ public sealed class ImageFile : IDisposable
 
     /// <summary>
     /// The path the kernel gives for the opened handle (Linux: /proc/self/fd), with every symlink resolved as it was
-    /// at open time; the requested path elsewhere. Checking this after opening closes the gap between checking a path
-    /// and opening it, in which a symlink could be swapped in.
+    /// at open time; null where the kernel cannot be asked (other systems, no /proc). Checking this after opening
+    /// closes the gap between checking a path and opening it, in which a symlink could be swapped in.
     /// </summary>
-    public string OpenedRealPath
+    public string? OpenedRealPath
     {
         get
         {
-            if (!OperatingSystem.IsLinux()) return Path;
+            if (!HostPlatform.LinuxCalls) return null;
             bool added = false;
             try
             {
                 _handle.DangerousAddRef(ref added);
                 string link = $"/proc/self/fd/{(int)_handle.DangerousGetHandle()}";
-                return new FileInfo(link).LinkTarget ?? Path;
+                return new FileInfo(link).LinkTarget;
             }
-            catch (IOException)
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
             {
-                return Path;
+                return null;
             }
             finally
             {

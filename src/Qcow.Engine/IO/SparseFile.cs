@@ -3,7 +3,10 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Qcow.Engine.IO;
 
-/// <summary>Holes in sparse host files, via lseek(SEEK_DATA/SEEK_HOLE) where the OS has it.</summary>
+/// <summary>
+/// Holes in sparse host files, via lseek(SEEK_DATA/SEEK_HOLE), and the space a file occupies (fstat st_blocks): Linux
+/// only (<see cref="HostPlatform"/>). Elsewhere a file is one stored run and its occupied size is unknown.
+/// </summary>
 internal static class SparseFile
 {
     private const int SeekData = 3, SeekHole = 4;
@@ -14,7 +17,7 @@ internal static class SparseFile
     public static IEnumerable<(long Offset, long Length, bool Hole)> Runs(SafeFileHandle handle, long fileLength, long offset, long length)
     {
         long end = offset + length;
-        if (!OperatingSystem.IsLinux())
+        if (!HostPlatform.LinuxCalls)
         {
             yield return (offset, length, false);
             yield break;
@@ -46,7 +49,7 @@ internal static class SparseFile
     public static unsafe long? AllocatedSize(SafeFileHandle handle)
     {
         // st_blocks sits at byte 64 of struct stat on both x86-64 and arm64 Linux.
-        if (!OperatingSystem.IsLinux() || !(RuntimeInformation.ProcessArchitecture is Architecture.X64 or Architecture.Arm64)) return null;
+        if (!HostPlatform.LinuxCalls || !(RuntimeInformation.ProcessArchitecture is Architecture.X64 or Architecture.Arm64)) return null;
         bool added = false;
         byte* buf = stackalloc byte[256];
         try
@@ -55,7 +58,7 @@ internal static class SparseFile
             if (FStat((int)handle.DangerousGetHandle(), buf) != 0) return null;
             return *(long*)(buf + 64) * 512;
         }
-        catch (EntryPointNotFoundException)
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
             return null;
         }
@@ -73,8 +76,9 @@ internal static class SparseFile
             handle.DangerousAddRef(ref added);
             return LSeek((int)handle.DangerousGetHandle(), offset, whence);
         }
-        catch (EntryPointNotFoundException)
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
+            // No lseek to ask: everything is data (SEEK_DATA finds data here, SEEK_HOLE finds no hole).
             return whence == SeekData ? offset : -1;
         }
         finally

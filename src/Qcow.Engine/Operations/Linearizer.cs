@@ -422,7 +422,8 @@ public static class Linearizer
     {
         string topFolder = Path.GetDirectoryName(Path.GetFullPath(topImage))!;
         using var output = OutputFile.Create(path);
-        using (var json = new Utf8JsonWriter(output.Stream, new JsonWriterOptions { Indented = true }))
+        // "\n" on every OS: the default (Environment.NewLine) would give other bytes, and another hash, on Windows.
+        using (var json = new Utf8JsonWriter(output.Stream, new JsonWriterOptions { Indented = true, NewLine = "\n" }))
         {
             json.WriteStartObject();
             json.WriteString("format", "qcow-chain/1");

@@ -2,6 +2,7 @@ using System.Collections.Concurrent;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using Microsoft.Win32.SafeHandles;
+using Qcow.Engine.IO;
 
 namespace Qcow.Engine.Writing;
 
@@ -55,7 +56,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
     {
         _handle = handle;
         _target = target;
-        _direct = directIo && TrySetDirect(handle, true);
+        _direct = directIo && HostPlatform.LinuxCalls && TrySetDirect(handle, true);
         if (sha256)
         {
             _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -293,7 +294,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
         }
     }
 
-    private bool _writebackUnavailable = !OperatingSystem.IsLinux();
+    private bool _writebackUnavailable = !HostPlatform.LinuxCalls;
     private long _writebackFrom;
     private const long WritebackStep = 32L << 20;
     private const uint SyncFileRangeWrite = 2;
