@@ -94,7 +94,7 @@ public sealed class ResolveQcowInputs : QcowTask
                 WriteStamp(path, stamp, output);
             CurrentFile = Full(StampDirectory);
             CurrentCode = Codes.IoError;
-            _hashes?.Save();
+            if (!FailIfNotIncremental) _hashes?.Save();
         }
         ResolvedChains = [.. chains];
         ChainWork = [.. chainWork];
