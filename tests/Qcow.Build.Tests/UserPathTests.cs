@@ -297,5 +297,36 @@ public sealed partial class UserPathTests(SeedChain seed, PackedSdk sdk) : IClas
         Assert.Equal(times, SeedChain.Times(_dir["h/bin/Debug"]));
     }
 
+    [SkippableFact]
+    [Trait("Category", "Slow")]
+    public void Ctrl_C_while_inputs_are_hashed_stops_the_build_with_QCOW0007_and_writes_nothing()
+    {
+        // A 1 TiB sparse raw disk: hashing it takes minutes, so only a cancel that is observed ends the build soon.
+        string proj = Project("cancel", """
+            <PropertyGroup><QcowHashInputs>true</QcowHashInputs></PropertyGroup>
+            <ItemGroup><QcowChain Include="images/huge.raw" Format="raw" /></ItemGroup>
+            """);
+        using (var f = File.Create(_dir["cancel/images/huge.raw"])) f.SetLength(1L << 40);
+        Dotnet.Ok(_dir["cancel"], "restore", proj);
+        using var p = Dotnet.Start(_dir["cancel"], ["build", proj, "-nodeReuse:false", "--no-restore", "-v:d"], out var output);
+        bool hashing = false;
+        for (int i = 0; i < 12000 && !p.HasExited && !hashing; i++)
+        {
+            lock (output) hashing = output.ToString().Contains("Task \"ResolveQcowInputs\"", StringComparison.Ordinal);
+            if (!hashing) Thread.Sleep(10);
+        }
+        if (!hashing && !p.HasExited) p.Kill(entireProcessTree: true);
+        Assert.True(hashing, "the build never started ResolveQcowInputs:\n" + output);
+        Qemu.Run("kill", ["-INT", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)], [0]);
+        bool stopped = p.WaitForExit(TimeSpan.FromSeconds(60));
+        if (!stopped) p.Kill(entireProcessTree: true);
+        Assert.True(stopped, "the build did not stop after SIGINT while hashing");
+        p.WaitForExit();
+        Assert.NotEqual(0, p.ExitCode);
+        lock (output) Assert.Contains("error QCOW0007", output.ToString(), StringComparison.Ordinal);
+        Assert.False(Directory.Exists(_dir["cancel/obj/Debug/qcow"]));
+        Assert.Empty(Directory.EnumerateFiles(_dir["cancel/bin"], "*", SearchOption.AllDirectories));
+    }
+
     public void Dispose() => _dir.Dispose();
 }
