@@ -108,6 +108,8 @@ public sealed class ResolveQcowInputs : QcowTask
 
     private Stamp NewStamp(string output) => new(output, ProjectDirectory);
 
+    private string Relative(string path) => Stamp.RelativePath(ProjectDirectory, path);
+
     /// <summary>Settings common to both item types; logs QCOW0004 and returns null when invalid.</summary>
     private (Engine.Writing.WriteOptions Options, string[] Allowed)? Common(ITaskItem item)
     {
@@ -195,10 +197,9 @@ public sealed class ResolveQcowInputs : QcowTask
         }
         if (!FormatMatches(top, plan.TopFormat, format, item, "QcowChain top image")) return;
 
-        var probe = NewStamp(top);
         string optionsText = Settings.Describe(options);
         // Ids and stamp texts use paths relative to the project: a copy of the project folder has the same stamps.
-        string chainId = Stamp.Id($"{probe.Relative(top)}\n{probe.Relative(outDir)}");
+        string chainId = Stamp.Id($"{Relative(top)}\n{Relative(outDir)}");
         string stampDir = Path.Combine(Full(StampDirectory), $"{Path.GetFileNameWithoutExtension(top)}-{chainId}");
         string chainJson = Path.Combine(outDir, Linearizer.ChainJsonName);
 
@@ -217,8 +218,8 @@ public sealed class ResolveQcowInputs : QcowTask
         resolved.SetMetadata("ChainJson", chainJson);
         chains.Add(resolved);
 
-        string common = $"chain={probe.Relative(top)}\noutputDir={probe.Relative(outDir)}\noptions={optionsText}\nsnapshots={string.Join(";", snapshots)}\n"
-            + $"names={namePattern}\nformat={format}\nallowed={string.Join(";", allowed.Select(probe.Relative))}";
+        string common = $"chain={Relative(top)}\noutputDir={Relative(outDir)}\noptions={optionsText}\nsnapshots={string.Join(";", snapshots)}\n"
+            + $"names={namePattern}\nformat={format}\nallowed={string.Join(";", allowed.Select(Relative))}";
         foreach (var layer in plan.Layers)
         {
             string output = Path.Combine(outDir, layer.FileName);
@@ -304,13 +305,12 @@ public sealed class ResolveQcowInputs : QcowTask
             return;
         }
 
-        var stamp = NewStamp(output);
-        stamp.AddPath("source", source).Add("sourceFormat", sourceFormat).Add("snapshot", snapshot)
+        var stamp = NewStamp(output).AddPath("source", source).Add("sourceFormat", sourceFormat).Add("snapshot", snapshot)
             .Add("diffBaseSnapshot", diffSnapshot).AddPath("diffBaseImage", diffImageFull)
             .Add("backing", backing).Add("backingFormat", backingFormat).Add("format", format)
-            .Add("options", Settings.Describe(options)).Add("allowed", string.Join(";", allowed.Select(stamp.Relative)))
+            .Add("options", Settings.Describe(options)).Add("allowed", string.Join(";", allowed.Select(Relative)))
             .Files(files.Distinct(StringComparer.Ordinal), _hashes, CancellationToken);
-        var w = Pending(Path.Combine(Full(StampDirectory), "snapshots", $"{Path.GetFileName(output)}-{Stamp.Id(stamp.Relative(output))}.stamp"), stamp, output);
+        var w = Pending(Path.Combine(Full(StampDirectory), "snapshots", $"{Path.GetFileName(output)}-{Stamp.Id(Relative(output))}.stamp"), stamp, output);
         item.CopyMetadataTo(w);
         w.SetMetadata("OutputFile", output);
         w.SetMetadata("Source", source);

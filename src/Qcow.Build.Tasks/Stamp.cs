@@ -57,7 +57,10 @@ internal sealed class Stamp
     }
 
     /// <summary>A path relative to the project, with forward slashes (the same text on every platform).</summary>
-    public string Relative(string path) => Path.GetRelativePath(_baseDir, path).Replace('\\', '/');
+    public string Relative(string path) => RelativePath(_baseDir, path);
+
+    /// <summary><paramref name="path"/> relative to <paramref name="baseDir"/>, with forward slashes.</summary>
+    public static string RelativePath(string baseDir, string path) => Path.GetRelativePath(baseDir, path).Replace('\\', '/');
 
     /// <summary>The stamp's text.</summary>
     public override string ToString() => _text.ToString();
