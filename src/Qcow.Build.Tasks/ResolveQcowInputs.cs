@@ -64,8 +64,16 @@ public sealed class ResolveQcowInputs : QcowTask
     /// <summary>Every stamp file (for FileWrites).</summary>
     [Output] public ITaskItem[] StampFiles { get; private set; } = [];
 
+    /// <summary>
+    /// QcowSnapshot items whose source is a layer this project writes: claimed here, resolved by a second call once
+    /// the layers are written (so their stamps see the layer as written).
+    /// </summary>
+    [Output] public ITaskItem[] DeferredSnapshots { get; private set; } = [];
+
     private readonly Dictionary<string, string> _outputs = new(StringComparer.Ordinal);
     private readonly List<(string Path, Stamp Stamp, string Output)> _pending = [];
+    private readonly List<ITaskItem> _deferred = [];
+    private const string ChainOwner = "QcowChain ";
     private InputHashes? _hashes;
 
     /// <inheritdoc />
@@ -100,6 +108,7 @@ public sealed class ResolveQcowInputs : QcowTask
         ChainWork = [.. chainWork];
         SnapshotWork = [.. snapshotWork];
         StampFiles = [.. _pending.Select(p => new TaskItem(p.Path))];
+        DeferredSnapshots = [.. _deferred];
     }
 
     private string Full(string path) => Path.GetFullPath(Path.Combine(ProjectDirectory, Settings.FixPath(path)));
@@ -223,7 +232,7 @@ public sealed class ResolveQcowInputs : QcowTask
         foreach (var layer in plan.Layers)
         {
             string output = Path.Combine(outDir, layer.FileName);
-            if (!ClaimOutput(output, $"QcowChain {item.ItemSpec}", item)) continue;
+            if (!ClaimOutput(output, ChainOwner + item.ItemSpec, item)) continue;
             var stamp = NewStamp(output).Add("common", common)
                 .Add("layer", layer.FileName).Add("backing", layer.BackingFileName).AddPath("source", layer.SourceImage)
                 .Add("snapshot", layer.Snapshot).Add("virtualSize", layer.VirtualSize.ToString(CultureInfo.InvariantCulture))
@@ -236,7 +245,7 @@ public sealed class ResolveQcowInputs : QcowTask
             w.SetMetadata("VirtualSize", layer.VirtualSize.ToString(CultureInfo.InvariantCulture));
             work.Add(w);
         }
-        if (!ClaimOutput(chainJson, $"QcowChain {item.ItemSpec}", item)) return;
+        if (!ClaimOutput(chainJson, ChainOwner + item.ItemSpec, item)) return;
         var manifest = NewStamp(chainJson).Add("common", common)
             .Add("layers", string.Join(";", plan.Layers.Select(l => l.FileName)))
             .Files(plan.InputFiles, _hashes, CancellationToken);
@@ -270,6 +279,12 @@ public sealed class ResolveQcowInputs : QcowTask
             ? Full(o)
             : Path.Combine(Dir(Full(Settings.Meta(item, "OutputDir", DefaultOutputDir))), stem + (format == "raw" ? ".img" : ".qcow2"));
         if (!ClaimOutput(output, $"QcowSnapshot {item.ItemSpec}", item)) return;
+        if (_outputs.TryGetValue(source, out var owner) && owner.StartsWith(ChainOwner, StringComparison.Ordinal))
+        {
+            // A layer of this project: a build resolves it after the layers are written; a query lists it once it exists.
+            if (!Query) { _deferred.Add(item); return; }
+            if (!File.Exists(source)) return;
+        }
 
         if (!SourceExists(source, item, "QcowSnapshot source image")) return;
         if (Common(item) is not var (options, allowed)) return;

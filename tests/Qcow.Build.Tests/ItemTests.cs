@@ -56,6 +56,30 @@ public sealed class ItemTests(SeedChain seed) : IDisposable
     }
 
     [SkippableFact]
+    public void QcowSnapshot_of_a_layer_of_the_same_project_is_exported_after_the_layer_is_written()
+    {
+        seed.CopyTo(_dir["images"]);
+        var p = new ImgProject(_dir.Path, """
+            <ItemGroup>
+              <QcowChain Include="images/imageC.qcow2" />
+              <QcowSnapshot Include="$(OutDir)imageC.qcow2" OutputFile="$(OutDir)flat/imageC-flat.qcow2" />
+            </ItemGroup>
+            """);
+        string flat = Path.Combine(p.OutDir, "flat", "imageC-flat.qcow2");
+        var b = p.Build("Build;GetQcowImages");
+        AssertBuilt(b);
+        Qemu.AssertIdentical(seed.Export("imageC.qcow2", null), flat);
+        Assert.Equal(8, b.Items("GetQcowImages").Length);
+
+        // The top image changes: its layer is rewritten first, then the export of that layer, in the same build.
+        Qemu.Io(_dir["images/imageC.qcow2"], "write -P 0x61 0 64k");
+        AssertBuilt(p.Build());
+        Qemu.AssertIdentical(_dir["images/imageC.qcow2"], flat);
+        var again = p.Build();
+        Assert.True(again.Skipped("QcowConvert") && again.Skipped("QcowLinearize"), again.Log.Text);
+    }
+
+    [SkippableFact]
     public void A_project_consumes_another_imgproj_images_through_ProjectReference()
     {
         seed.CopyTo(_dir["producer/images"]);
