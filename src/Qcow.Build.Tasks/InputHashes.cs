@@ -87,7 +87,14 @@ internal sealed class InputHashes
         // struct stat starts with st_dev (8 bytes) then st_ino (8 bytes) on Linux x64 and arm64.
         if (!OperatingSystem.IsLinux() || RuntimeInformation.ProcessArchitecture is not (Architecture.X64 or Architecture.Arm64)) return 0;
         var buffer = new byte[256];
-        return NativeMethods.stat(path, buffer) == 0 ? BitConverter.ToUInt64(buffer, 8) : 0;
+        try
+        {
+            return NativeMethods.stat(path, buffer) == 0 ? BitConverter.ToUInt64(buffer, 8) : 0;
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+        {
+            return 0;
+        }
     }
 
     private static class NativeMethods

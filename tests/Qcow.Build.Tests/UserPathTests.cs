@@ -278,6 +278,18 @@ public sealed partial class UserPathTests(SeedChain seed, PackedSdk sdk) : IClas
         // ... and an entry whose file changed time is hashed again: a touch alone changes nothing.
         SeedChain.Touch(imageA);
         Ok(proj, "-question");
+        // ... and so is an entry of another inode (the file was replaced), even with the same size and time (the
+        // build first caches the touched file's hash; -question writes no cache).
+        Ok(proj);
+        Assert.Contains(File.ReadAllLines(cache), l => l.EndsWith(" " + imageA, StringComparison.Ordinal)
+            && l.Split(' ')[2] == File.GetLastWriteTimeUtc(imageA).Ticks.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        File.WriteAllLines(cache, File.ReadAllLines(cache).Select(l =>
+        {
+            if (!l.EndsWith(" " + imageA, StringComparison.Ordinal)) return l;
+            var f = l.Split(' ', 5);
+            return string.Join(' ', new string('0', 64), f[1], f[2], (ulong.Parse(f[3], System.Globalization.CultureInfo.InvariantCulture) + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), f[4]);
+        }));
+        Ok(proj, "-question");
 
         // Stamps name paths relative to the project: a copy elsewhere, with times kept or not, is up to date.
         var times = SeedChain.Times(_dir["h/bin/Debug"]);
