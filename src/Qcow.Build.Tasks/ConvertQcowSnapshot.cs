@@ -47,6 +47,9 @@ public sealed class ConvertQcowSnapshot : QcowTask
     /// <summary>Extra folders or files backing files may be in (<c>;</c> separated).</summary>
     public string? AllowedBackingPaths { get; set; }
 
+    /// <summary>The input stamp of the output (set by the SDK's targets): recorded as built once the output is complete.</summary>
+    public string? Stamp { get; set; }
+
     /// <summary>The output, with metadata SourceImage, Snapshot, BackingFile, Sha256.</summary>
     [Output] public ITaskItem? OutputItem { get; private set; }
 
@@ -56,7 +59,7 @@ public sealed class ConvertQcowSnapshot : QcowTask
     protected override void ExecuteCore()
     {
         string source = Source.GetMetadata("FullPath");
-        string output = Path.GetFullPath(Output);
+        string output = Path.GetFullPath(Settings.FixPath(Output));
         string dir = Path.GetDirectoryName(BuildEngine?.ProjectFileOfTaskNode) ?? Environment.CurrentDirectory;
         CurrentFile = output;
         CurrentCode = Codes.InvalidOption;
@@ -68,7 +71,7 @@ public sealed class ConvertQcowSnapshot : QcowTask
         }
         DiffBase? diff = Empty(DiffBaseSnapshot) is null && Empty(DiffBaseImage) is null
             ? null
-            : new DiffBase(Empty(DiffBaseSnapshot), Empty(DiffBaseImage) is { } d ? Path.GetFullPath(Path.Combine(dir, d)) : null);
+            : new DiffBase(Empty(DiffBaseSnapshot), Empty(DiffBaseImage) is { } d ? Path.GetFullPath(Path.Combine(dir, Settings.FixPath(d))) : null);
         if (FailIfNotIncremental)
         {
             Error(Codes.NotUpToDate, output, "output is out of date; a build would write it");
@@ -99,5 +102,7 @@ public sealed class ConvertQcowSnapshot : QcowTask
         item.SetMetadata("Sha256", stats.Sha256 ?? "");
         item.SetMetadata("VirtualSize", stats.VirtualSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
         OutputItem = item;
+        CurrentCode = Codes.IoError;
+        if (Empty(Stamp) is { } stamp) Tasks.Stamp.MarkBuilt(stamp, output);
     }
 }

@@ -31,7 +31,7 @@ public sealed class LinearizeQcowChain : QcowTask
     protected override void ExecuteCore()
     {
         string top = Chain.GetMetadata("FullPath");
-        string outDir = Settings.Meta(Chain, "OutputDir", Path.GetDirectoryName(top));
+        string outDir = Settings.FixPath(Settings.Meta(Chain, "OutputDir", Path.GetDirectoryName(top)));
         string chainId = Chain.GetMetadata("ChainId");
         CurrentFile = top;
         CurrentCode = Codes.InvalidOption;
@@ -41,9 +41,10 @@ public sealed class LinearizeQcowChain : QcowTask
 
         HashSet<string>? only = null;
         List<string> stale = [];
+        List<ITaskItem> mine = [];
         if (Rebuild is not null)
         {
-            var mine = Rebuild.Where(r => r.GetMetadata("ChainId") == chainId).ToList();
+            mine = Rebuild.Where(r => r.GetMetadata("ChainId") == chainId).ToList();
             if (mine.Count == 0) return;
             // Layers whose file exists but is stale: rewrite every layer of their source image. Missing layers are
             // written by the engine anyway; a stale chain.json alone is rewritten by any run.
@@ -100,5 +101,10 @@ public sealed class LinearizeQcowChain : QcowTask
         Layers = [.. layers];
         ChainJson = new TaskItem(result.ChainJsonPath);
         Log.LogMessage(MessageImportance.Normal, $"  wrote {result.ChainJsonPath}");
+        // Every stale output of this chain is now complete: record the stamp each was built from.
+        CurrentFile = null;
+        CurrentCode = Codes.IoError;
+        foreach (var r in mine)
+            Stamp.MarkBuilt(r.ItemSpec, r.GetMetadata("OutputFile"));
     }
 }

@@ -62,9 +62,16 @@ public abstract class QcowTask : MSTask, ICancelableTask, IIncrementalTask
     protected void Warning(string code, string? file, string message) =>
         Log.LogWarning(null, code, null, file, 0, 0, 0, 0, message);
 
-    /// <summary>A progress callback that logs each output's progress at normal importance, about every 10%.</summary>
+    /// <summary>
+    /// Outputs of at least this many bytes (virtual size) report their progress at high importance, so a long layer
+    /// shows progress at the console's default verbosity (QcowProgressBytes); smaller ones at normal importance.
+    /// </summary>
+    public string? ProgressBytes { get; set; }
+
+    /// <summary>A progress callback that logs each output's progress about every 10%.</summary>
     protected Action<ProgressInfo> Progress()
     {
+        long threshold = long.TryParse(ProgressBytes, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long t) ? t : 256L << 20;
         var gate = new object();
         string stage = "";
         int lastDecile = -1;
@@ -76,7 +83,7 @@ public abstract class QcowTask : MSTask, ICancelableTask, IIncrementalTask
                 int decile = p.Total <= 0 ? 10 : (int)(10 * p.Done / p.Total);
                 if (decile <= lastDecile) return;
                 lastDecile = decile;
-                Log.LogMessage(MessageImportance.Normal, $"  {p.Stage}: {decile * 10}% of {Mib(p.Total)}");
+                Log.LogMessage(p.Total >= threshold ? MessageImportance.High : MessageImportance.Normal, $"  {p.Stage}: {decile * 10}% of {Mib(p.Total)}");
             }
         };
     }

@@ -1,3 +1,4 @@
+using System.Globalization;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 using Qcow.Engine;
@@ -6,10 +7,12 @@ using Qcow.Engine.Operations;
 namespace Qcow.Build.Tasks;
 
 /// <summary>
-/// Resolves QcowChain and QcowSnapshot items before the work targets run: fills in defaults, plans each chain with
-/// the engine (every file of every backing chain), and writes one input stamp per planned output (options, metadata,
-/// engine version, size and time of each file the output depends on). The work targets use the stamps as Inputs and
-/// the planned files as Outputs, mapped one to one, so only stale outputs are rebuilt.
+/// Resolves every QcowChain and QcowSnapshot item of a project in one call, before anything is written: fills in
+/// defaults, plans each chain with the engine (every file of every backing chain), claims every planned output (layers,
+/// chain.json files, single exports) in one table, and writes one input stamp per planned output (options, metadata,
+/// engine version, size and time or hash of each file the output depends on). The work targets use the stamps as
+/// Inputs and the planned files as Outputs, mapped one to one, so only stale outputs are rebuilt. With
+/// <see cref="Query"/>, nothing is written (GetQcowImages).
 /// </summary>
 public sealed class ResolveQcowInputs : QcowTask
 {
@@ -19,7 +22,7 @@ public sealed class ResolveQcowInputs : QcowTask
     /// <summary>QcowSnapshot items: source images of single exports.</summary>
     public ITaskItem[] Snapshots { get; set; } = [];
 
-    /// <summary>The project folder; relative paths in metadata are taken from here.</summary>
+    /// <summary>The project folder; relative paths in metadata are taken from here, and stamps name paths relative to it.</summary>
     [Required] public string ProjectDirectory { get; set; } = "";
 
     /// <summary>Where the stamps are written (under the intermediate output path).</summary>
@@ -43,43 +46,78 @@ public sealed class ResolveQcowInputs : QcowTask
     /// <summary>Default allowed backing paths (QcowAllowedBackingPaths).</summary>
     public string? DefaultAllowedBackingPaths { get; set; }
 
-    /// <summary>Stamp input files by content (SHA-256) instead of size and time (QcowHashInputs).</summary>
+    /// <summary>Stamp input files by content (SHA-256, cached in the stamp folder) instead of size and time (QcowHashInputs).</summary>
     public bool HashInputs { get; set; }
+
+    /// <summary>Plan only: write no stamp and no cache (a query such as GetQcowImages).</summary>
+    public bool Query { get; set; }
 
     /// <summary>The chains with every setting resolved (full paths, canonical options, ChainId, ChainJson).</summary>
     [Output] public ITaskItem[] ResolvedChains { get; private set; } = [];
 
-    /// <summary>One item per planned layer and per chain.json: the stamp, with metadata Output, ChainId, SourceImage, Snapshot, BackingFile, VirtualSize, Kind.</summary>
+    /// <summary>One item per planned layer and per chain.json: the stamp, with metadata OutputFile, ChainId, SourceImage, Snapshot, BackingFile, VirtualSize, Kind.</summary>
     [Output] public ITaskItem[] ChainWork { get; private set; } = [];
 
-    /// <summary>One item per single export: the stamp, with metadata Output, Source and the resolved settings.</summary>
+    /// <summary>One item per single export: the stamp, with metadata OutputFile, Source and the resolved settings.</summary>
     [Output] public ITaskItem[] SnapshotWork { get; private set; } = [];
 
     /// <summary>Every stamp file (for FileWrites).</summary>
     [Output] public ITaskItem[] StampFiles { get; private set; } = [];
 
+    /// <summary>
+    /// QcowSnapshot items whose source is a layer this project writes: claimed here, resolved by a second call once
+    /// the layers are written (so their stamps see the layer as written).
+    /// </summary>
+    [Output] public ITaskItem[] DeferredSnapshots { get; private set; } = [];
+
     private readonly Dictionary<string, string> _outputs = new(StringComparer.Ordinal);
-    private readonly List<ITaskItem> _stamps = [];
+    private readonly List<(string Path, Stamp Stamp, string Output)> _pending = [];
+    private readonly List<ITaskItem> _deferred = [];
+    private const string ChainOwner = "QcowChain ";
+    private InputHashes? _hashes;
 
     /// <inheritdoc />
     protected override void ExecuteCore()
     {
+        ProjectDirectory = Path.GetFullPath(Settings.FixPath(ProjectDirectory));
+        if (HashInputs) _hashes = InputHashes.Load(Path.Combine(Full(StampDirectory), "input-hashes.cache"));
         var chains = new List<ITaskItem>();
         var chainWork = new List<ITaskItem>();
-        foreach (var item in Chains)
-            ResolveChain(item, chains, chainWork);
         var snapshotWork = new List<ITaskItem>();
+        foreach (var item in Chains)
+        {
+            CancellationToken.ThrowIfCancellationRequested();
+            ResolveChain(item, chains, chainWork);
+        }
         foreach (var item in Snapshots)
+        {
+            CancellationToken.ThrowIfCancellationRequested();
             ResolveSnapshot(item, snapshotWork);
+        }
+        // One bad item or clash stops the build before any stamp (and so any output) is written.
+        if (Log.HasLoggedErrors) return;
+        if (!Query)
+        {
+            foreach (var (path, stamp, output) in _pending)
+                WriteStamp(path, stamp, output);
+            CurrentFile = Full(StampDirectory);
+            CurrentCode = Codes.IoError;
+            if (!FailIfNotIncremental) _hashes?.Save();
+        }
         ResolvedChains = [.. chains];
         ChainWork = [.. chainWork];
         SnapshotWork = [.. snapshotWork];
-        StampFiles = [.. _stamps];
+        StampFiles = [.. _pending.Select(p => new TaskItem(p.Path))];
+        DeferredSnapshots = [.. _deferred];
     }
 
-    private string Full(string path) => Path.GetFullPath(Path.Combine(ProjectDirectory, path));
+    private string Full(string path) => Path.GetFullPath(Path.Combine(ProjectDirectory, Settings.FixPath(path)));
 
     private static string Dir(string path) => Path.EndsInDirectorySeparator(path) ? path : path + Path.DirectorySeparatorChar;
+
+    private Stamp NewStamp(string output) => new(output, ProjectDirectory);
+
+    private string Relative(string path) => Stamp.RelativePath(ProjectDirectory, path);
 
     /// <summary>Settings common to both item types; logs QCOW0004 and returns null when invalid.</summary>
     private (Engine.Writing.WriteOptions Options, string[] Allowed)? Common(ITaskItem item)
@@ -100,6 +138,25 @@ public sealed class ResolveQcowInputs : QcowTask
         }
     }
 
+    /// <summary>The item's Format metadata (how its source is taken): qcow2 (default) or raw; null after QCOW0004.</summary>
+    private string? SourceFormat(ITaskItem item)
+    {
+        string format = Settings.Meta(item, "Format", "qcow2").ToLowerInvariant();
+        if (format is "qcow2" or "raw") return format;
+        Error(Codes.InvalidOption, Settings.DefiningProject(item, BuildEngine), $"{item.ItemSpec}: Format '{format}': use qcow2 (the default) or raw");
+        return null;
+    }
+
+    /// <summary>A top image must be what its item says: qcow2 unless <c>Format="raw"</c> (a text file is not a disk).</summary>
+    private bool FormatMatches(string path, string probed, string declared, ITaskItem item, string what)
+    {
+        if (probed == declared) return true;
+        Error(Codes.ChainUnreadable, path, declared == "qcow2"
+            ? $"{what} is not a qcow2 image (no qcow2 header); if it is a raw disk, say so with Format=\"raw\" on {item.ItemSpec}"
+            : $"{what} is a qcow2 image, but {item.ItemSpec} says Format=\"raw\"; remove Format or set it to qcow2");
+        return false;
+    }
+
     private bool SourceExists(string path, ITaskItem item, string what)
     {
         if (File.Exists(path)) return true;
@@ -107,11 +164,12 @@ public sealed class ResolveQcowInputs : QcowTask
         return false;
     }
 
+    /// <summary>Claims an output for an item; a second claim is QCOW0005 naming both items (every output of the project is in one table).</summary>
     private bool ClaimOutput(string output, string owner, ITaskItem item)
     {
         if (_outputs.TryGetValue(output, out var other))
         {
-            Error(Codes.OutputClash, Settings.DefiningProject(item, BuildEngine), $"{output} would be written by both {other} and {owner}; give one of them another OutputDir or Output");
+            Error(Codes.OutputClash, Settings.DefiningProject(item, BuildEngine), $"{output} would be written by both {other} and {owner}; give one of them another OutputDir or OutputFile");
             return false;
         }
         _outputs[output] = owner;
@@ -123,6 +181,7 @@ public sealed class ResolveQcowInputs : QcowTask
         string top = Full(item.ItemSpec);
         if (!SourceExists(top, item, "QcowChain top image")) return;
         if (Common(item) is not var (options, allowed)) return;
+        if (SourceFormat(item) is not { } format) return;
         string outDir = Dir(Full(Settings.Meta(item, "OutputDir", DefaultOutputDir)));
         string[] snapshots = Settings.List(item.GetMetadata("Snapshots"));
         string namePattern = Settings.Meta(item, "NamePattern", DefaultNamePattern) is { Length: > 0 } np ? np : Linearizer.DefaultNamePattern;
@@ -135,8 +194,6 @@ public sealed class ResolveQcowInputs : QcowTask
             Snapshots = snapshots.Length == 0 ? null : snapshots,
             Policy = Settings.Policy(allowed, w => Warning(Codes.EngineWarning, top, w)),
         };
-        CurrentFile = top;
-        CurrentCode = Codes.ChainUnreadable;
         ChainPlan plan;
         try
         {
@@ -147,50 +204,52 @@ public sealed class ResolveQcowInputs : QcowTask
             Error(Codes.ChainUnreadable, e.FilePath ?? top, e.Reason);
             return;
         }
+        if (!FormatMatches(top, plan.TopFormat, format, item, "QcowChain top image")) return;
 
         string optionsText = Settings.Describe(options);
-        string chainId = Stamp.Id($"{top}\n{outDir}");
+        // Ids and stamp texts use paths relative to the project: a copy of the project folder has the same stamps.
+        string chainId = Stamp.Id($"{Relative(top)}\n{Relative(outDir)}");
         string stampDir = Path.Combine(Full(StampDirectory), $"{Path.GetFileNameWithoutExtension(top)}-{chainId}");
         string chainJson = Path.Combine(outDir, Linearizer.ChainJsonName);
 
         var resolved = new TaskItem(top);
         item.CopyMetadataTo(resolved);
         resolved.SetMetadata("OutputDir", outDir);
-        resolved.SetMetadata(Settings.ClusterSize, options.ClusterSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        resolved.SetMetadata(Settings.ClusterSize, options.ClusterSize.ToString(CultureInfo.InvariantCulture));
         resolved.SetMetadata(Settings.Compat, Settings.CompatText(options));
         resolved.SetMetadata(Settings.Compression, Settings.CompressionText(options));
         resolved.SetMetadata(Settings.AllowedBackingPaths, string.Join(";", allowed));
         resolved.SetMetadata("Snapshots", string.Join(";", snapshots));
         resolved.SetMetadata("NamePattern", namePattern);
+        resolved.SetMetadata("Format", format);
         resolved.SetMetadata("ChainId", chainId);
         resolved.SetMetadata("Chain", top);
         resolved.SetMetadata("ChainJson", chainJson);
         chains.Add(resolved);
 
-        string common = $"chain={top}\noutputDir={outDir}\noptions={optionsText}\nsnapshots={string.Join(";", snapshots)}\nnames={namePattern}\nallowed={string.Join(";", allowed)}";
+        string common = $"chain={Relative(top)}\noutputDir={Relative(outDir)}\noptions={optionsText}\nsnapshots={string.Join(";", snapshots)}\n"
+            + $"names={namePattern}\nformat={format}\nallowed={string.Join(";", allowed.Select(Relative))}";
         foreach (var layer in plan.Layers)
         {
             string output = Path.Combine(outDir, layer.FileName);
-            if (!ClaimOutput(output, $"QcowChain {item.ItemSpec}", item)) continue;
-            var stamp = new Stamp(output).Add("common", common)
-                .Add("layer", layer.FileName).Add("backing", layer.BackingFileName).Add("source", layer.SourceImage)
-                .Add("snapshot", layer.Snapshot).Add("virtualSize", layer.VirtualSize.ToString(System.Globalization.CultureInfo.InvariantCulture))
-                .Files(plan.DependenciesByImage[layer.SourceImage], HashInputs);
-            var w = WriteStamp(Path.Combine(stampDir, layer.FileName + ".stamp"), stamp);
-            if (w is null) continue;
+            if (!ClaimOutput(output, ChainOwner + item.ItemSpec, item)) continue;
+            var stamp = NewStamp(output).Add("common", common)
+                .Add("layer", layer.FileName).Add("backing", layer.BackingFileName).AddPath("source", layer.SourceImage)
+                .Add("snapshot", layer.Snapshot).Add("virtualSize", layer.VirtualSize.ToString(CultureInfo.InvariantCulture))
+                .Files(plan.DependenciesByImage[layer.SourceImage], _hashes, CancellationToken);
+            var w = Pending(Path.Combine(stampDir, layer.FileName + ".stamp"), stamp, output);
             ChainMetadata(w, "Layer", output, chainId, top);
             w.SetMetadata("SourceImage", layer.SourceImage);
             w.SetMetadata("Snapshot", layer.Snapshot ?? "");
             w.SetMetadata("BackingFile", layer.BackingFileName ?? "");
-            w.SetMetadata("VirtualSize", layer.VirtualSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
+            w.SetMetadata("VirtualSize", layer.VirtualSize.ToString(CultureInfo.InvariantCulture));
             work.Add(w);
         }
-        if (!ClaimOutput(chainJson, $"QcowChain {item.ItemSpec}", item)) return;
-        var manifest = new Stamp(chainJson).Add("common", common)
+        if (!ClaimOutput(chainJson, ChainOwner + item.ItemSpec, item)) return;
+        var manifest = NewStamp(chainJson).Add("common", common)
             .Add("layers", string.Join(";", plan.Layers.Select(l => l.FileName)))
-            .Files(plan.InputFiles, HashInputs);
-        var m = WriteStamp(Path.Combine(stampDir, Linearizer.ChainJsonName + ".stamp"), manifest);
-        if (m is null) return;
+            .Files(plan.InputFiles, _hashes, CancellationToken);
+        var m = Pending(Path.Combine(stampDir, Linearizer.ChainJsonName + ".stamp"), manifest, chainJson);
         ChainMetadata(m, "Manifest", chainJson, chainId, top);
         work.Add(m);
     }
@@ -206,13 +265,7 @@ public sealed class ResolveQcowInputs : QcowTask
     private void ResolveSnapshot(ITaskItem item, List<ITaskItem> work)
     {
         string source = Full(item.ItemSpec);
-        if (!SourceExists(source, item, "QcowSnapshot source image")) return;
-        if (Common(item) is not var (options, allowed)) return;
         string snapshot = item.GetMetadata("Snapshot").Trim();
-        string diffSnapshot = item.GetMetadata("DiffBaseSnapshot").Trim();
-        string diffImage = item.GetMetadata("DiffBaseImage").Trim();
-        string backing = item.GetMetadata("BackingFile").Trim();
-        string backingFormat = item.GetMetadata("BackingFormat").Trim();
         string format = Settings.Meta(item, "OutputFormat", "qcow2");
         string project = Settings.DefiningProject(item, BuildEngine) ?? "";
         if (format is not ("qcow2" or "raw"))
@@ -220,6 +273,26 @@ public sealed class ResolveQcowInputs : QcowTask
             Error(Codes.InvalidOption, project, $"{item.ItemSpec}: OutputFormat '{format}': use qcow2 or raw");
             return;
         }
+        // The output is claimed first, from metadata alone, so a clash is reported even when the source is bad too.
+        string stem = Path.GetFileNameWithoutExtension(source) + (snapshot.Length > 0 ? "_" + snapshot : "");
+        string output = item.GetMetadata("OutputFile").Trim() is { Length: > 0 } o
+            ? Full(o)
+            : Path.Combine(Dir(Full(Settings.Meta(item, "OutputDir", DefaultOutputDir))), stem + (format == "raw" ? ".img" : ".qcow2"));
+        if (!ClaimOutput(output, $"QcowSnapshot {item.ItemSpec}", item)) return;
+        if (_outputs.TryGetValue(source, out var owner) && owner.StartsWith(ChainOwner, StringComparison.Ordinal))
+        {
+            // A layer of this project: a build resolves it after the layers are written; a query lists it once it exists.
+            if (!Query) { _deferred.Add(item); return; }
+            if (!File.Exists(source)) return;
+        }
+
+        if (!SourceExists(source, item, "QcowSnapshot source image")) return;
+        if (Common(item) is not var (options, allowed)) return;
+        if (SourceFormat(item) is not { } sourceFormat) return;
+        string diffSnapshot = item.GetMetadata("DiffBaseSnapshot").Trim();
+        string diffImage = item.GetMetadata("DiffBaseImage").Trim();
+        string backing = item.GetMetadata("BackingFile").Trim();
+        string backingFormat = item.GetMetadata("BackingFormat").Trim();
         if ((diffSnapshot.Length > 0 || diffImage.Length > 0) && backing.Length == 0)
         {
             Error(Codes.InvalidOption, project, $"{item.ItemSpec}: DiffBaseSnapshot/DiffBaseImage need BackingFile (the image that holds the diff base's content)");
@@ -228,18 +301,14 @@ public sealed class ResolveQcowInputs : QcowTask
         string? diffImageFull = diffImage.Length > 0 ? Full(diffImage) : null;
         if (diffImageFull is not null && !SourceExists(diffImageFull, item, "QcowSnapshot DiffBaseImage")) return;
 
-        string stem = Path.GetFileNameWithoutExtension(source) + (snapshot.Length > 0 ? "_" + snapshot : "");
-        string output = item.GetMetadata("OutputFile").Trim() is { Length: > 0 } o
-            ? Full(o)
-            : Path.Combine(Dir(Full(Settings.Meta(item, "OutputDir", DefaultOutputDir))), stem + (format == "raw" ? ".img" : ".qcow2"));
-        if (!ClaimOutput(output, $"QcowSnapshot {item.ItemSpec}", item)) return;
-
         var policy = Settings.Policy(allowed, w => Warning(Codes.EngineWarning, source, w));
         var files = new List<string>();
         try
         {
             // The engine's plan lists every file of each backing chain; naming the snapshot checks it exists.
-            files.AddRange(Linearizer.Plan(new LinearizeRequest { TopImage = source, OutputFolder = Path.GetDirectoryName(output)!, Policy = policy, Snapshots = snapshot.Length > 0 ? [snapshot] : null }).InputFiles);
+            var plan = Linearizer.Plan(new LinearizeRequest { TopImage = source, OutputFolder = Path.GetDirectoryName(output)!, Policy = policy, Snapshots = snapshot.Length > 0 ? [snapshot] : null });
+            if (!FormatMatches(source, plan.TopFormat, sourceFormat, item, "QcowSnapshot source image")) return;
+            files.AddRange(plan.InputFiles);
             if (diffImageFull is not null)
                 files.AddRange(Linearizer.Plan(new LinearizeRequest { TopImage = diffImageFull, OutputFolder = Path.GetDirectoryName(output)!, Policy = policy, Snapshots = diffSnapshot.Length > 0 ? [diffSnapshot] : null }).InputFiles);
             else if (diffSnapshot.Length > 0)
@@ -251,13 +320,12 @@ public sealed class ResolveQcowInputs : QcowTask
             return;
         }
 
-        var stamp = new Stamp(output).Add("source", source).Add("snapshot", snapshot)
-            .Add("diffBaseSnapshot", diffSnapshot).Add("diffBaseImage", diffImageFull)
+        var stamp = NewStamp(output).AddPath("source", source).Add("sourceFormat", sourceFormat).Add("snapshot", snapshot)
+            .Add("diffBaseSnapshot", diffSnapshot).AddPath("diffBaseImage", diffImageFull)
             .Add("backing", backing).Add("backingFormat", backingFormat).Add("format", format)
-            .Add("options", Settings.Describe(options)).Add("allowed", string.Join(";", allowed))
-            .Files(files.Distinct(StringComparer.Ordinal), HashInputs);
-        var w = WriteStamp(Path.Combine(Full(StampDirectory), "snapshots", $"{Path.GetFileName(output)}-{Stamp.Id(output)}.stamp"), stamp);
-        if (w is null) return;
+            .Add("options", Settings.Describe(options)).Add("allowed", string.Join(";", allowed.Select(Relative)))
+            .Files(files.Distinct(StringComparer.Ordinal), _hashes, CancellationToken);
+        var w = Pending(Path.Combine(Full(StampDirectory), "snapshots", $"{Path.GetFileName(output)}-{Stamp.Id(Relative(output))}.stamp"), stamp, output);
         item.CopyMetadataTo(w);
         w.SetMetadata("OutputFile", output);
         w.SetMetadata("Source", source);
@@ -268,29 +336,38 @@ public sealed class ResolveQcowInputs : QcowTask
         w.SetMetadata("BackingFile", backing);
         w.SetMetadata("BackingFormat", backingFormat);
         w.SetMetadata("OutputFormat", format);
-        w.SetMetadata(Settings.ClusterSize, options.ClusterSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        w.SetMetadata(Settings.ClusterSize, options.ClusterSize.ToString(CultureInfo.InvariantCulture));
         w.SetMetadata(Settings.Compat, Settings.CompatText(options));
         w.SetMetadata(Settings.Compression, Settings.CompressionText(options));
         w.SetMetadata(Settings.AllowedBackingPaths, string.Join(";", allowed));
         work.Add(w);
     }
 
-    /// <summary>Writes the stamp when its text changed (under -question: reports it instead); returns its item.</summary>
-    private TaskItem? WriteStamp(string path, Stamp stamp)
+    /// <summary>The work item of a stamp; the stamp itself is written once every item is resolved without error.</summary>
+    private TaskItem Pending(string path, Stamp stamp, string output)
     {
-        _stamps.Add(new TaskItem(path));
-        if (!stamp.IsCurrent(path))
-        {
-            if (FailIfNotIncremental)
-            {
-                Error(Codes.NotUpToDate, path, "input stamp is out of date (an input file, option or the engine changed); a build would rebuild its output");
-                return null;
-            }
-            CurrentFile = path;
-            CurrentCode = Codes.IoError;
-            stamp.Write(path);
-            Log.LogMessage(MessageImportance.Low, $"Wrote input stamp {path}");
-        }
+        _pending.Add((path, stamp, output));
         return new TaskItem(path);
+    }
+
+    /// <summary>Writes the stamp when its text changed (under -question: reports its output instead).</summary>
+    private void WriteStamp(string path, Stamp stamp, string output)
+    {
+        if (stamp.IsCurrent(path))
+        {
+            // Same text, output completed from it, but the stamp looks newer: the folder was copied without times.
+            if (stamp.BuiltFrom(path, output) && File.GetLastWriteTimeUtc(path) > File.GetLastWriteTimeUtc(output))
+                File.SetLastWriteTimeUtc(path, File.GetLastWriteTimeUtc(output));
+            return;
+        }
+        if (FailIfNotIncremental)
+        {
+            Error(Codes.NotUpToDate, output, "out of date (an input file, option or the engine changed); a build would rewrite it");
+            return;
+        }
+        CurrentFile = path;
+        CurrentCode = Codes.IoError;
+        stamp.Write(path);
+        Log.LogMessage(MessageImportance.Low, $"Wrote input stamp {path}");
     }
 }

@@ -55,7 +55,14 @@ internal static class Settings
 
     /// <summary>Full paths of a path list, relative ones taken from <paramref name="baseDir"/>.</summary>
     public static string[] FullPaths(string? text, string baseDir) =>
-        List(text).Select(p => Path.GetFullPath(Path.Combine(baseDir, p))).ToArray();
+        List(text).Select(p => Path.GetFullPath(Path.Combine(baseDir, FixPath(p)))).ToArray();
+
+    /// <summary>
+    /// A path from a project with its backslashes turned into the platform's separator, as MSBuild's own tasks do
+    /// (<c>OutDir</c> is <c>bin\Debug\</c> in every project): no file or folder is ever named with a backslash.
+    /// </summary>
+    public static string FixPath(string path) =>
+        Path.DirectorySeparatorChar == '\\' ? path : path.Replace('\\', Path.DirectorySeparatorChar);
 
     /// <summary>The backing policy: the engine's default plus allowed paths; warnings go to <paramref name="warn"/>.</summary>
     public static BackingPolicy Policy(IReadOnlyList<string> allowed, Action<string> warn) =>

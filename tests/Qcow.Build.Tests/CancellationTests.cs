@@ -66,5 +66,23 @@ public sealed class CancellationTests : IDisposable
         if (left.Count == 1) Qemu.AssertClean(_dir["layers/big_s1.qcow2"]);
     }
 
+    [SkippableFact]
+    public void ResolveQcowInputs_cancelled_stops_planning_and_hashing_and_writes_no_stamp()
+    {
+        string img = BigImage();
+        var engine = new FakeBuildEngine(_dir["p.imgproj"]);
+        var task = new ResolveQcowInputs
+        {
+            BuildEngine = engine, Chains = [new TaskItem(img)], ProjectDirectory = _dir.Path, StampDirectory = _dir["obj/qcow/"],
+            DefaultOutputDir = _dir["out/"], HashInputs = true,
+        };
+        task.Cancel();
+
+        Assert.False(task.Execute());
+        Assert.Equal("QCOW0007", Assert.Single(engine.Errors).Code);
+        Assert.False(Directory.Exists(_dir["obj"]));
+        Assert.False(Directory.Exists(_dir["out"]));
+    }
+
     public void Dispose() => _dir.Dispose();
 }

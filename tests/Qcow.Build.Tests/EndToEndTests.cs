@@ -16,17 +16,7 @@ public sealed class EndToEndTests(SeedChain seed, PackedSdk sdk) : IClassFixture
 
     private static readonly string[] CLayers = ["imageC_sn0.qcow2", "imageC.qcow2"];
 
-    private string Project(string folder, string body)
-    {
-        Directory.CreateDirectory(folder);
-        string path = Path.Combine(folder, "images.imgproj");
-        File.WriteAllText(path, $"""
-            <Project Sdk="Qcow.Build.Sdk">
-              {body}
-            </Project>
-            """);
-        return path;
-    }
+    private static string Project(string folder, string body) => PackedSdk.WriteProject(folder, body);
 
     [SkippableFact]
     public void Build_rebuild_question_touch_property_clean_and_errors_through_the_packed_sdk()
@@ -104,15 +94,7 @@ public sealed class EndToEndTests(SeedChain seed, PackedSdk sdk) : IClassFixture
         Qemu.Require();
         // The samples as committed, with the SDK version pointed at the test feed.
         string samples = _dir["samples"];
-        foreach (var f in new[] { "seed/seed.imgproj", "seed/make-images.sh", "seed/images/imageA.qcow2", "seed/images/imageB.qcow2", "seed/images/imageC.qcow2", "consumer/consumer.imgproj" })
-        {
-            string to = Path.Combine(samples, f);
-            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
-            File.Copy(Path.Combine(Repo.Root, "samples", f), to);
-            if (f.EndsWith(".imgproj", StringComparison.Ordinal))
-                File.WriteAllText(to, File.ReadAllText(to).Replace("Sdk=\"Qcow.Build.Sdk/0.1.0\"", $"Sdk=\"Qcow.Build.Sdk/{sdk.Version}\"", StringComparison.Ordinal));
-        }
-        sdk.Configure(samples);
+        sdk.CopySamples(samples, "seed/seed.imgproj", "seed/make-images.sh", "seed/images/imageA.qcow2", "seed/images/imageB.qcow2", "seed/images/imageC.qcow2", "consumer/consumer.imgproj");
 
         // Building the consumer builds the seed sample through its ProjectReference and flattens its top layer.
         Dotnet.Ok(_dir["samples/consumer"], "build", "consumer.imgproj", "-nodeReuse:false");

@@ -57,6 +57,8 @@ public sealed record ChainPlan
     public required IReadOnlyList<string> InputFiles { get; init; }
     /// <summary>For each source image (full path), the files its layers depend on: itself and everything below.</summary>
     public required IReadOnlyDictionary<string, IReadOnlyList<string>> DependenciesByImage { get; init; }
+    /// <summary>The top image's format as probed: "qcow2" or "raw" (a raw top is one layer, its only state).</summary>
+    public required string TopFormat { get; init; }
 }
 
 /// <summary>A layer as written.</summary>
@@ -156,7 +158,7 @@ public static class Linearizer
                 throw new QcowException(request.TopImage, $"snapshot(s) {string.Join(", ", missing)} not found in the chain; snapshots are: {(all.Count == 0 ? "(none)" : string.Join(", ", all))}");
             }
         }
-        return new ChainPlan { Layers = layers, InputFiles = files, DependenciesByImage = deps };
+        return new ChainPlan { Layers = layers, InputFiles = files, DependenciesByImage = deps, TopFormat = chain[0].Format };
     }
 
     /// <summary>The default layer name pattern: <c>imageA_sn0.qcow2</c>, <c>imageA.qcow2</c>.</summary>

@@ -7,9 +7,12 @@ namespace Qcow.Build.Tests.Support;
 public static class Dotnet
 {
     /// <summary>Runs <c>dotnet args</c> in <paramref name="folder"/>; returns the exit code and the merged output.</summary>
-    public static (int ExitCode, string Output) Run(string folder, params string[] args)
+    public static (int ExitCode, string Output) Run(string folder, params string[] args) => RunWith(null, folder, args);
+
+    /// <summary>Runs <c>dotnet args</c> with extra environment variables (e.g. NUGET_PACKAGES).</summary>
+    public static (int ExitCode, string Output) RunWith(IReadOnlyDictionary<string, string>? environment, string folder, params string[] args)
     {
-        using var p = Start(folder, args, out var output);
+        using var p = Start(folder, args, out var output, environment);
         if (!p.WaitForExit(TimeSpan.FromMinutes(5)))
         {
             p.Kill(entireProcessTree: true);
@@ -28,7 +31,7 @@ public static class Dotnet
     }
 
     /// <summary>Starts dotnet; output lines are appended to <paramref name="output"/>.</summary>
-    public static Process Start(string folder, string[] args, out StringBuilder output)
+    public static Process Start(string folder, string[] args, out StringBuilder output, IReadOnlyDictionary<string, string>? environment = null)
     {
         var psi = new ProcessStartInfo("dotnet")
         {
@@ -45,6 +48,7 @@ public static class Dotnet
         psi.Environment["DOTNET_CLI_TELEMETRY_OPTOUT"] = "1";
         psi.Environment["DOTNET_NOLOGO"] = "1";
         psi.Environment["DOTNET_SKIP_FIRST_TIME_EXPERIENCE"] = "1";
+        foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         var sb = new StringBuilder();
         output = sb;
         var p = new Process { StartInfo = psi };

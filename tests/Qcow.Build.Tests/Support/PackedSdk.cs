@@ -48,6 +48,33 @@ public sealed class PackedSdk : IDisposable
             """);
     }
 
+    /// <summary>Writes <c>images.imgproj</c> (<c>Sdk="Qcow.Build.Sdk"</c>, the version from global.json) into <paramref name="folder"/>; returns its path.</summary>
+    public static string WriteProject(string folder, string body)
+    {
+        Directory.CreateDirectory(folder);
+        string path = Path.Combine(folder, "images.imgproj");
+        File.WriteAllText(path, $"""
+            <Project Sdk="Qcow.Build.Sdk">
+              {body}
+            </Project>
+            """);
+        return path;
+    }
+
+    /// <summary>Copies files of the repository's samples/ into <paramref name="folder"/>, the SDK version pointed at this feed, and configures it.</summary>
+    public void CopySamples(string folder, params string[] files)
+    {
+        foreach (var f in files)
+        {
+            string to = Path.Combine(folder, f);
+            Directory.CreateDirectory(Path.GetDirectoryName(to)!);
+            File.Copy(Path.Combine(Repo.Root, "samples", f), to);
+            if (f.EndsWith(".imgproj", StringComparison.Ordinal))
+                File.WriteAllText(to, File.ReadAllText(to).Replace("Sdk=\"Qcow.Build.Sdk/0.1.0\"", $"Sdk=\"Qcow.Build.Sdk/{Version}\"", StringComparison.Ordinal));
+        }
+        Configure(folder);
+    }
+
     /// <inheritdoc />
     public void Dispose() => _feed.Dispose();
 }
