@@ -49,7 +49,14 @@ internal static class ConvertCommand
                 Diff = r.GetValue(diff) is { } d ? DiffBase.Parse(d) : null,
                 Policy = QcowCommand.Policy(r, allow),
             };
-            ConvertOperation.Run(request, QcowCommand.Progress(r.GetValue(progress)), CancelOnCtrlC());
+            try
+            {
+                ConvertOperation.Run(request, QcowCommand.Progress(r.GetValue(progress)), CancelOnCtrlC());
+            }
+            catch (OperationCanceledException) when (stdout is not null)
+            {
+                return QcowCommand.Fail("cancelled; what went to standard output is incomplete", 130);
+            }
             return 0;
         });
         return cmd;

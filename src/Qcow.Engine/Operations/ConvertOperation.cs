@@ -144,8 +144,9 @@ public static class ConvertOperation
             throw;
         }
         using var _ = sink;
+        // A stream's second pass is as long as its first: show it too.
         var stats = plan is not null
-            ? DiffWriter.Emit(plan, top, (QcowWriter)sink, cancel)
+            ? DiffWriter.Emit(plan, top, (QcowWriter)sink, cancel, stream is null ? null : progress, $"{stage} (writing)")
             : DiffWriter.Write(top, below, sink, stage, progress, cancel);
         PipelineHooks.Step("written:" + stage);
         string? sha = sink.Commit(request.ComputeSha256);

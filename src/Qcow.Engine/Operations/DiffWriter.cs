@@ -75,12 +75,15 @@ internal static class DiffWriter
     /// <summary>
     /// The second half of a planned write: stores the clusters <paramref name="plan"/> found, reading the data
     /// clusters from <paramref name="top"/> straight into the output and compressing the compressed ones again. The
-    /// writer must have been made with <see cref="DiffPlan.Layout"/>.
+    /// writer must have been made with <see cref="DiffPlan.Layout"/>. <paramref name="progress"/>, when given, hears
+    /// how far the writing has come, as <paramref name="stage"/>.
     /// </summary>
-    public static LayerStats Emit(DiffPlan plan, DiskView top, QcowWriter writer, CancellationToken cancel)
+    public static LayerStats Emit(DiffPlan plan, DiskView top, QcowWriter writer, CancellationToken cancel,
+        Action<ProgressInfo>? progress = null, string stage = "")
     {
         int cs = writer.ClusterSize;
         long size = top.Size;
+        void Report(long cluster) => progress?.Invoke(new ProgressInfo(Math.Min(size, cluster * cs), size, stage));
         foreach (var run in plan.Runs)
         {
             cancel.ThrowIfCancellationRequested();
@@ -92,7 +95,7 @@ internal static class DiffWriter
             }
             if (run.Kind == Outcome.Compressed)
             {
-                EmitCompressed(run.Start, end, top, writer, cancel);
+                EmitCompressed(run.Start, end, top, writer, cancel, Report);
                 continue;
             }
             // Adjacent data clusters are read together, straight into the output: one lookup and one read per
@@ -105,8 +108,10 @@ internal static class DiffWriter
                 ReadCounting(top, start, target[..len]);
                 writer.EndData(count, len);
                 c += count;
+                Report(c);
             }
         }
+        progress?.Invoke(new ProgressInfo(size, size, stage));
         return new LayerStats
         {
             BytesRead = plan.BytesRead,
@@ -121,7 +126,7 @@ internal static class DiffWriter
     /// batches and stores the streams in order. They are the bytes the first pass measured: compression is
     /// deterministic (the writer checks the total when it places its tables).
     /// </summary>
-    private static void EmitCompressed(long start, long end, DiskView top, QcowWriter writer, CancellationToken cancel)
+    private static void EmitCompressed(long start, long end, DiskView top, QcowWriter writer, CancellationToken cancel, Action<long> report)
     {
         int cs = writer.ClusterSize;
         int maxCompressed = cs + 1024;
@@ -152,6 +157,7 @@ internal static class DiffWriter
                         throw new InvalidOperationException($"cluster {first + i} compressed in the first pass but not in the second");
                     writer.AddCompressed(first + i, streams[i].AsSpan(0, lengths[i]));
                 }
+                report(first + count);
             }
         }
         finally
