@@ -160,6 +160,26 @@ public class PipeOutputTests
         Assert.NotEqual(0, sink.Bytes.Length);
     }
 
+    [SkippableFact]
+    public void A_stream_that_fails_part_way_is_one_error_naming_the_output()
+    {
+        Qemu.Require();
+        using var dir = Fixture();
+        // The qcow2 writer's own cancellation is quiet; a cancellation thrown by its stream must still fail it.
+        foreach (var (format, failure) in new (string, Exception)[]
+                 {
+                     ("qcow2", new IOException("upload refused")), ("qcow2", new OperationCanceledException("upload cancelled")),
+                     ("raw", new IOException("upload refused")),
+                 })
+        {
+            using var sink = new AppendOnlyStream { FailAfter = 1 << 20, Failure = failure };
+            var request = new ConvertRequest { Source = dir["img.qcow2"], Output = "test stream", OutputStream = sink, OutputFormat = format };
+            var e = Assert.Throws<QcowException>(() => ConvertOperation.Run(request));
+            Assert.StartsWith("test stream: cannot write output: upload ", e.Message);
+            Assert.Equal(1 << 20, sink.Bytes.Length);
+        }
+    }
+
     /// <summary>
     /// img.qcow2 (16 MiB, 4 KiB clusters: scattered data, zeros, discards, compressed clusters) with snapshot s1 taken
     /// halfway; s1.qcow2, qemu-img's export of s1, and base.qcow2, a copy of it (the diff base); ovl.qcow2, an overlay
@@ -213,10 +233,15 @@ public class PipeOutputTests
     private static string? Which(string name) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator).Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists);
 
-    /// <summary>A stream that only appends, like a pipe: seeking, reading and asking its length or position fail.</summary>
+    /// <summary>
+    /// A stream that only appends, like a pipe: seeking, reading and asking its length or position fail. With
+    /// <see cref="Failure"/>, a write that would take it past <see cref="FailAfter"/> bytes throws that instead.
+    /// </summary>
     private sealed class AppendOnlyStream : Stream
     {
         public MemoryStream Bytes { get; } = new();
+        public long FailAfter { get; init; } = long.MaxValue;
+        public Exception? Failure { get; init; }
         public override bool CanRead => false;
         public override bool CanSeek => false;
         public override bool CanWrite => true;
@@ -226,7 +251,16 @@ public class PipeOutputTests
         public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
         public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
         public override void SetLength(long value) => throw new NotSupportedException();
-        public override void Write(byte[] buffer, int offset, int count) => Bytes.Write(buffer, offset, count);
-        public override void Write(ReadOnlySpan<byte> buffer) => Bytes.Write(buffer);
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            if (Failure is not null && Bytes.Length + buffer.Length > FailAfter)
+            {
+                Bytes.Write(buffer[..(int)(FailAfter - Bytes.Length)]);
+                throw Failure;
+            }
+            Bytes.Write(buffer);
+        }
     }
 }

@@ -70,32 +70,42 @@ public sealed class QcowWriter : IClusterSink
     private QcowWriter(OutputFile? output, string name, SequentialOutput stream, long virtualSize, WriteOptions options,
         string? backingName, string? backingFormat, LayoutPlan? plan)
     {
-        options.Validate();
-        _output = output;
-        _name = name;
-        _plan = plan;
-        _stream = stream;
-        _options = options;
-        _clusterSize = options.ClusterSize;
-        _clusterBits = options.ClusterBits;
-        _l2Entries = _clusterSize / 8;
-        _virtualSize = virtualSize;
-        _backingName = backingName;
-        _backingFormat = backingFormat;
-        long l2Span = (long)_l2Entries * _clusterSize;
-        long l1Size = (virtualSize + l2Span - 1) / l2Span;
-        if (l1Size * 8 > QcowLimits.MaxL1Bytes)
-            throw new QcowException(_name, $"virtual size {virtualSize} needs an L1 table larger than 32 MiB with {_clusterSize}-byte clusters; use a larger cluster_size");
-        _l1 = new ulong[l1Size];
-        _l2 = new ulong[_l2Entries];
-        _zeroCluster = new byte[_clusterSize];
-        // Check now that the header fits, so a bad backing name fails before any data is written.
-        var header = BuildHeaderCluster(0, 0, 0, 0);
-        if (plan is not null)
+        // Until the header is in, a refusal (too large, a backing name too long) must stop the output's threads.
+        byte[] header;
+        try
         {
-            _plannedDataEnd = plan.DataEnd;
-            var t = TailLayout(_plannedDataEnd);
-            header = BuildHeaderCluster((ulong)t.L1Offset, (uint)_l1.Length, (ulong)t.TableOffset, (uint)t.TableClusters);
+            options.Validate();
+            _output = output;
+            _name = name;
+            _plan = plan;
+            _stream = stream;
+            _options = options;
+            _clusterSize = options.ClusterSize;
+            _clusterBits = options.ClusterBits;
+            _l2Entries = _clusterSize / 8;
+            _virtualSize = virtualSize;
+            _backingName = backingName;
+            _backingFormat = backingFormat;
+            long l2Span = (long)_l2Entries * _clusterSize;
+            long l1Size = (virtualSize + l2Span - 1) / l2Span;
+            if (l1Size * 8 > QcowLimits.MaxL1Bytes)
+                throw new QcowException(_name, $"virtual size {virtualSize} needs an L1 table larger than 32 MiB with {_clusterSize}-byte clusters; use a larger cluster_size");
+            _l1 = new ulong[l1Size];
+            _l2 = new ulong[_l2Entries];
+            _zeroCluster = new byte[_clusterSize];
+            // Check now that the header fits, so a bad backing name fails before any data is written.
+            header = BuildHeaderCluster(0, 0, 0, 0);
+            if (plan is not null)
+            {
+                _plannedDataEnd = plan.DataEnd;
+                var t = TailLayout(_plannedDataEnd);
+                header = BuildHeaderCluster((ulong)t.L1Offset, (uint)_l1.Length, (ulong)t.TableOffset, (uint)t.TableClusters);
+            }
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
         }
         _stream.Write(header);
         _pos = _clusterSize;

@@ -135,7 +135,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
         if (_curLength == ChunkSize) Submit();
     }
 
-    /// <summary>Overwrites the start of the output (the header, written last). Not allowed when hashing.</summary>
+    /// <summary>Overwrites the start of the output (the header, written last). Not allowed when hashing or streaming.</summary>
     public void PatchHead(ReadOnlySpan<byte> data)
     {
         if (!MayPatch) throw new InvalidOperationException("a hashed or streamed output is written front to back");
@@ -261,9 +261,10 @@ internal sealed unsafe class SequentialOutput : IDisposable
     {
         if (_sink is not null)
         {
-            // Whatever the caller's stream throws (a pipe its reader closed, a failed upload) ends the output.
+            // Whatever the caller's stream throws (a pipe its reader closed, a failed upload) ends the output; its
+            // cancellation too, which must not pass for this output's own (see ThrowIfFailed).
             try { _sink.Write(new ReadOnlySpan<byte>((void*)chunk.Buffer, chunk.Length)); }
-            catch (Exception e) { _error ??= e; }
+            catch (Exception e) { _error ??= e is OperationCanceledException ? new IOException(e.Message, e) : e; }
             return;
         }
         try
