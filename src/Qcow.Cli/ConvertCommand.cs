@@ -24,7 +24,7 @@ internal static class ConvertCommand
         var progress = new Option<bool>("-p") { Description = "Show progress." };
         var allow = QcowCommand.AllowBackingOption();
         var source = new Argument<string>("SOURCE") { Description = "Source image (qcow2 or raw)." };
-        var output = new Argument<string>("OUTPUT") { Description = "Output image; written to a temporary file and renamed when complete." };
+        var output = new Argument<string>("OUTPUT") { Description = "Output image; written to a temporary file and renamed when complete. '-' writes it to standard output (a pipe or a file, not a terminal), front to back." };
         var cmd = new Command("convert", "Export an image or one of its snapshots to a new deterministic qcow2 or raw image; with -d, only the difference from another state.")
         {
             format, options, compress, snapL, snapS, backing, backingFmt, diff, progress, allow, source, output,
@@ -34,11 +34,14 @@ internal static class ConvertCommand
             string? l = r.GetValue(snapL), s = r.GetValue(snapS);
             if (l is not null && s is not null) return QcowCommand.Fail("give -l or -s, not both", 1);
             var wo = WriteOptions.Default.With(r.GetValue(options)) with { Compress = r.GetValue(compress) };
+            string target = r.GetValue(output)!;
+            using var stdout = target == "-" ? StandardOutput.Open() : null;
             var request = new ConvertRequest
             {
                 Source = r.GetValue(source)!,
                 SourceSnapshot = l ?? s,
-                Output = r.GetValue(output)!,
+                Output = stdout is null ? target : StandardOutput.Name,
+                OutputStream = stdout,
                 OutputFormat = r.GetValue(format)!,
                 Options = wo,
                 BackingFile = r.GetValue(backing),
@@ -46,7 +49,14 @@ internal static class ConvertCommand
                 Diff = r.GetValue(diff) is { } d ? DiffBase.Parse(d) : null,
                 Policy = QcowCommand.Policy(r, allow),
             };
-            ConvertOperation.Run(request, QcowCommand.Progress(r.GetValue(progress)), CancelOnCtrlC());
+            try
+            {
+                ConvertOperation.Run(request, QcowCommand.Progress(r.GetValue(progress)), CancelOnCtrlC());
+            }
+            catch (OperationCanceledException) when (stdout is not null)
+            {
+                return QcowCommand.Fail("cancelled; what went to standard output is incomplete", 130);
+            }
             return 0;
         });
         return cmd;

@@ -39,8 +39,14 @@ public sealed record ConvertRequest
     public required string Source { get; init; }
     /// <summary>Source snapshot (<c>-s</c>/<c>-l</c>), or null for the current state.</summary>
     public string? SourceSnapshot { get; init; }
-    /// <summary>The output path.</summary>
+    /// <summary>The output path; with <see cref="OutputStream"/>, only the name of the output in messages.</summary>
     public required string Output { get; init; }
+    /// <summary>
+    /// Write the image to this stream instead of a file: front to back, each byte once, never seeking (standard output,
+    /// a pipe), the same bytes a file would get. It is flushed, not closed. A backing file given by an absolute path
+    /// is stored relative to the current folder.
+    /// </summary>
+    public Stream? OutputStream { get; init; }
     /// <summary>"qcow2" (default) or "raw".</summary>
     public string OutputFormat { get; init; } = "qcow2";
     /// <summary>Cluster size, compat and compression of the output.</summary>
@@ -64,7 +70,11 @@ public sealed record ConvertRequest
 public static class ConvertOperation
 {
     /// <summary>Runs the conversion; the output appears only when complete.</summary>
-    public static LayerStats Run(ConvertRequest request, Action<ProgressInfo>? progress = null, CancellationToken cancel = default)
+    public static LayerStats Run(ConvertRequest request, Action<ProgressInfo>? progress = null, CancellationToken cancel = default) =>
+        Run(request, progress, cancel, DiffPlan.MaxStreamRuns);
+
+    /// <summary>As <see cref="Run(ConvertRequest, Action{ProgressInfo}, CancellationToken)"/>, with the bound of a stream's plan given (tests).</summary>
+    internal static LayerStats Run(ConvertRequest request, Action<ProgressInfo>? progress, CancellationToken cancel, int maxStreamRuns)
     {
         request.Options.Validate();
         if (request.OutputFormat is not ("qcow2" or "raw"))
@@ -84,40 +94,63 @@ public static class ConvertOperation
         else
             below = new ZeroView(top.Size);
 
-        OutputGuard.RefuseOverwritingInputs(set, request.Output);
-        if (request.BackingFile is not null)
-            OutputGuard.RefuseBackingIsOutput(request.Output, request.BackingFile);
+        var stream = request.OutputStream;
+        if (stream is null)
+        {
+            // The guards are about files: a stream names none.
+            OutputGuard.RefuseOverwritingInputs(set, request.Output);
+            if (request.BackingFile is not null)
+                OutputGuard.RefuseBackingIsOutput(request.Output, request.BackingFile);
+        }
 
         // Store the backing file relative to the output's folder, so an export folder can be moved as a whole.
+        string outputFolder = stream is null ? Path.GetDirectoryName(Path.GetFullPath(request.Output))! : Environment.CurrentDirectory;
         string? backingName = request.BackingFile is { } bf && Path.IsPathRooted(bf)
-            ? Path.GetRelativePath(Path.GetDirectoryName(Path.GetFullPath(request.Output))!, bf).Replace('\\', '/')
+            ? Path.GetRelativePath(outputFolder, bf).Replace('\\', '/')
             : request.BackingFile;
+        string? backingFormat = request.BackingFile is null ? null : request.BackingFormat ?? "qcow2";
         string stage = Path.GetFileName(request.Output);
-        var output = OutputFile.Create(request.Output);
+        bool qcow2 = request.OutputFormat == "qcow2";
+
+        // A file may be created (and refused) before the long first pass.
+        var output = stream is null ? OutputFile.Create(request.Output) : null;
         IClusterSink sink;
-        DiffPlan? plan;
+        DiffPlan? plan = null;
         try
         {
-            // When a hash is wanted, plan first so the output is hashed as it is written rather than read back.
-            plan = request.ComputeSha256 && request.OutputFormat == "qcow2" && !request.Options.Compress
-                ? DiffWriter.Classify(top, below, request.Options, stage, progress, cancel)
-                : null;
-            sink = request.OutputFormat == "raw"
-                ? new RawWriter(output, top.Size, request.Options)
-                : new QcowWriter(output, top.Size, request.Options, backingName,
-                    request.BackingFile is null ? null : request.BackingFormat ?? "qcow2", plan?.Layout);
+            // A qcow2 header points at tables that follow the data. A file may get it last (one pass); a stream cannot
+            // seek back, so it is planned first. When a hash is wanted, uncompressed files are planned too, so they are
+            // hashed as they are written rather than read back; compressed files keep the one pass (compressing once).
+            if (qcow2 && (stream is not null || (request.ComputeSha256 && !request.Options.Compress)))
+            {
+                plan = DiffWriter.Classify(top, below, request.Options, stage, progress, cancel,
+                    stream is null ? DiffPlan.MaxRuns : maxStreamRuns);
+                if (plan is null && stream is not null)
+                    throw new QcowException(request.Output, $"the clusters to write are scattered over more than {maxStreamRuns} runs, " +
+                        "too many to plan a stream in bounded memory; write to a file instead");
+            }
+            sink = (stream, output) switch
+            {
+                (not null, _) when qcow2 => new QcowWriter(stream, request.Output, top.Size, request.Options, plan!.Layout, backingName,
+                    backingFormat, request.ComputeSha256),
+                (not null, _) => new RawWriter(stream, request.Output, top.Size, request.Options, request.ComputeSha256),
+                _ when qcow2 => new QcowWriter(output!, top.Size, request.Options, backingName, backingFormat, plan?.Layout),
+                _ => new RawWriter(output!, top.Size, request.Options),
+            };
         }
         catch
         {
-            output.Dispose();
+            output?.Dispose();
             throw;
         }
         using var _ = sink;
+        // A stream's second pass is as long as its first: show it too.
         var stats = plan is not null
-            ? DiffWriter.Emit(plan, top, (QcowWriter)sink, cancel)
+            ? DiffWriter.Emit(plan, top, (QcowWriter)sink, cancel, stream is null ? null : progress, $"{stage} (writing)")
             : DiffWriter.Write(top, below, sink, stage, progress, cancel);
         PipelineHooks.Step("written:" + stage);
         string? sha = sink.Commit(request.ComputeSha256);
-        return stats with { Sha256 = sha, FileSize = new FileInfo(output.TargetPath).Length, VirtualSize = top.Size };
+        long length = output is not null ? new FileInfo(output.TargetPath).Length : sink is QcowWriter q ? q.Length : top.Size;
+        return stats with { Sha256 = sha, FileSize = length, VirtualSize = top.Size };
     }
 }

@@ -4,8 +4,10 @@ namespace Qcow.Engine.Operations;
 
 /// <summary>
 /// What a diff found, kept between its two halves (<see cref="DiffWriter.Classify(Views.DiskView, Views.DiskView, WriteOptions, string, Action{ProgressInfo}, CancellationToken)"/> and
-/// <see cref="DiffWriter.Emit"/>): the guest clusters to store, in order, as runs of data or zero clusters, and the
-/// counts a <see cref="QcowWriter"/> needs to place its tables before writing anything.
+/// <see cref="DiffWriter.Emit"/>): the guest clusters to store, in order, as runs of data, compressed or zero clusters,
+/// and what a <see cref="QcowWriter"/> needs to place its tables before writing anything. A compressed cluster's
+/// stream is not kept, only its length's effect on the layout: compression is deterministic, so the second half
+/// compresses the cluster again and gets the same bytes.
 /// </summary>
 public sealed class DiffPlan
 {
@@ -15,14 +17,19 @@ public sealed class DiffPlan
     /// </summary>
     internal const int MaxRuns = 2 << 20;
 
-    private readonly int _l2Entries;
+    /// <summary>
+    /// The bound for an output that cannot be written in one pass (a stream, which cannot seek back to the header):
+    /// 8 Mi runs, 128 MiB, enough for a diff that alternates cluster by cluster over 1 TiB of 64 KiB clusters.
+    /// </summary>
+    internal const int MaxStreamRuns = 8 << 20;
+
+    private readonly HostLayout _layout;
     private readonly int _maxRuns;
     private readonly List<Run> _runs = new();
-    private long _lastL2 = -1;
 
-    internal DiffPlan(int clusterSize, int maxRuns = MaxRuns)
+    internal DiffPlan(WriteOptions options, int maxRuns = MaxRuns)
     {
-        _l2Entries = clusterSize / 8;
+        _layout = new HostLayout(options);
         _maxRuns = maxRuns;
     }
 
@@ -36,22 +43,25 @@ public sealed class DiffPlan
     /// <summary>Clusters to store as zero clusters.</summary>
     public long ZeroClusters { get; private set; }
     /// <summary>L2 tables the output will hold.</summary>
-    public long L2Tables { get; private set; }
+    public long L2Tables => _layout.L2Tables;
     /// <summary>Bytes read from data clusters while comparing.</summary>
     public long BytesRead { get; internal set; }
     /// <summary>Clusters read and compared.</summary>
     public long ClustersCompared { get; internal set; }
 
-    /// <summary>The counts a <see cref="QcowWriter"/> takes to write its header first.</summary>
-    public LayoutPlan Layout => new(DataClusters, ZeroClusters, L2Tables);
+    /// <summary>What a <see cref="QcowWriter"/> takes to write its header first.</summary>
+    public LayoutPlan Layout => new(DataClusters, ZeroClusters, L2Tables, _layout.DataEnd);
 
-    internal void Add(long cluster, DiffWriter.Outcome kind)
+    /// <summary>Adds one cluster to store; <paramref name="length"/> is a compressed stream's length.</summary>
+    internal void Add(long cluster, DiffWriter.Outcome kind, int length)
     {
-        if (kind is not (DiffWriter.Outcome.Data or DiffWriter.Outcome.Zero))
-            throw new ArgumentOutOfRangeException(nameof(kind), kind, "only data and zero clusters are planned");
-        if (kind == DiffWriter.Outcome.Data) DataClusters++; else ZeroClusters++;
-        long l2 = cluster / _l2Entries;
-        if (l2 != _lastL2) { L2Tables++; _lastL2 = l2; }
+        switch (kind)
+        {
+            case DiffWriter.Outcome.Data: _layout.Data(cluster); DataClusters++; break;
+            case DiffWriter.Outcome.Compressed: _layout.Compressed(cluster, length); DataClusters++; break;
+            case DiffWriter.Outcome.Zero: _layout.Zero(cluster); ZeroClusters++; break;
+            default: throw new ArgumentOutOfRangeException(nameof(kind), kind, "only data, compressed and zero clusters are stored");
+        }
         if (_runs.Count > 0)
         {
             var last = _runs[^1];
@@ -65,6 +75,6 @@ public sealed class DiffPlan
         _runs.Add(new Run(cluster, 1, kind));
     }
 
-    /// <summary>Thrown by <see cref="Add"/> past <see cref="MaxRuns"/>; the caller falls back to one pass.</summary>
+    /// <summary>Thrown by <see cref="Add"/> past its bound of runs; the caller falls back to one pass, or refuses.</summary>
     internal sealed class TooLargeException : Exception;
 }

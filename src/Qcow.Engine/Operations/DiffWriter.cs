@@ -45,9 +45,9 @@ internal static class DiffWriter
 
     /// <summary>
     /// The first half of a planned write: finds which clusters of <paramref name="top"/> differ from
-    /// <paramref name="below"/> (as <see cref="Write"/> would store them, uncompressed) without storing anything.
-    /// Returns null when the result would take too much memory to keep (see <see cref="DiffPlan.MaxRuns"/>); the
-    /// caller then writes in one pass instead.
+    /// <paramref name="below"/> and how <see cref="Write"/> would store them (compressing them when the options say
+    /// so, to learn their lengths) without storing anything. Returns null when the result would take too much memory
+    /// to keep (see <see cref="DiffPlan.MaxRuns"/>); the caller then writes in one pass instead.
     /// </summary>
     public static DiffPlan? Classify(DiskView top, DiskView? below, WriteOptions options, string stage,
         Action<ProgressInfo>? progress, CancellationToken cancel) =>
@@ -56,13 +56,12 @@ internal static class DiffWriter
     internal static DiffPlan? Classify(DiskView top, DiskView? below, WriteOptions options, string stage,
         Action<ProgressInfo>? progress, CancellationToken cancel, int maxRuns)
     {
-        if (options.Compress) throw new ArgumentException("compressed output cannot be planned", nameof(options));
-        var plan = new DiffPlan(options.ClusterSize, maxRuns);
+        var plan = new DiffPlan(options, maxRuns);
         long bytesRead, compared;
         try
         {
             (bytesRead, compared) = Scan(top, below, options.ClusterSize, options, stage, progress, cancel,
-                (c, outcome, _) => plan.Add(c, outcome));
+                (c, outcome, bytes) => plan.Add(c, outcome, bytes.Length));
         }
         catch (DiffPlan.TooLargeException)
         {
@@ -75,13 +74,16 @@ internal static class DiffWriter
 
     /// <summary>
     /// The second half of a planned write: stores the clusters <paramref name="plan"/> found, reading the data
-    /// clusters from <paramref name="top"/> straight into the output. The writer must have been made with
-    /// <see cref="DiffPlan.Layout"/>.
+    /// clusters from <paramref name="top"/> straight into the output and compressing the compressed ones again. The
+    /// writer must have been made with <see cref="DiffPlan.Layout"/>. <paramref name="progress"/>, when given, hears
+    /// how far the writing has come, as <paramref name="stage"/>.
     /// </summary>
-    public static LayerStats Emit(DiffPlan plan, DiskView top, QcowWriter writer, CancellationToken cancel)
+    public static LayerStats Emit(DiffPlan plan, DiskView top, QcowWriter writer, CancellationToken cancel,
+        Action<ProgressInfo>? progress = null, string stage = "")
     {
         int cs = writer.ClusterSize;
         long size = top.Size;
+        void Report(long cluster) => progress?.Invoke(new ProgressInfo(Math.Min(size, cluster * cs), size, stage));
         foreach (var run in plan.Runs)
         {
             cancel.ThrowIfCancellationRequested();
@@ -89,6 +91,11 @@ internal static class DiffWriter
             if (run.Kind == Outcome.Zero)
             {
                 for (long c = run.Start; c < end; c++) writer.AddZero(c);
+                continue;
+            }
+            if (run.Kind == Outcome.Compressed)
+            {
+                EmitCompressed(run.Start, end, top, writer, cancel, Report);
                 continue;
             }
             // Adjacent data clusters are read together, straight into the output: one lookup and one read per
@@ -101,8 +108,10 @@ internal static class DiffWriter
                 ReadCounting(top, start, target[..len]);
                 writer.EndData(count, len);
                 c += count;
+                Report(c);
             }
         }
+        progress?.Invoke(new ProgressInfo(size, size, stage));
         return new LayerStats
         {
             BytesRead = plan.BytesRead,
@@ -110,6 +119,52 @@ internal static class DiffWriter
             DataClusters = writer.DataClusters,
             ZeroClusters = writer.ZeroClusters,
         };
+    }
+
+    /// <summary>
+    /// Reads and compresses guest clusters <paramref name="start"/> to <paramref name="end"/> (exclusive) in parallel
+    /// batches and stores the streams in order. They are the bytes the first pass measured: compression is
+    /// deterministic (the writer checks the total when it places its tables).
+    /// </summary>
+    private static void EmitCompressed(long start, long end, DiskView top, QcowWriter writer, CancellationToken cancel, Action<long> report)
+    {
+        int cs = writer.ClusterSize;
+        int maxCompressed = cs + 1024;
+        var type = writer.Options.CompressionType;
+        int n = (int)Math.Min(BatchClusters, end - start);
+        var input = new byte[n][];
+        var streams = new byte[n][];
+        var lengths = new int[n];
+        try
+        {
+            for (int i = 0; i < n; i++)
+            {
+                input[i] = ArrayPool<byte>.Shared.Rent(cs);
+                streams[i] = ArrayPool<byte>.Shared.Rent(maxCompressed);
+            }
+            for (long first = start; first < end; first += n)
+            {
+                int count = (int)Math.Min(n, end - first);
+                InParallel(count, cancel, i =>
+                {
+                    var t = input[i].AsSpan(0, cs);
+                    ReadCounting(top, (first + i) * cs, t);
+                    lengths[i] = ClusterCompression.Compress(type, t, streams[i].AsSpan(0, maxCompressed));
+                });
+                for (int i = 0; i < count; i++)
+                {
+                    if (lengths[i] == 0)
+                        throw new InvalidOperationException($"cluster {first + i} compressed in the first pass but not in the second");
+                    writer.AddCompressed(first + i, streams[i].AsSpan(0, lengths[i]));
+                }
+                report(first + count);
+            }
+        }
+        finally
+        {
+            Return(input);
+            Return(streams);
+        }
     }
 
     /// <summary>
@@ -139,7 +194,7 @@ internal static class DiffWriter
                 cancel.ThrowIfCancellationRequested();
                 int n = batch.Count;
                 long[] read = new long[n];
-                Parallel.For(0, n, new ParallelOptions { CancellationToken = cancel }, i =>
+                InParallel(n, cancel, i =>
                 {
                     long c = batch[i];
                     long start = c * cs;
@@ -224,18 +279,33 @@ internal static class DiffWriter
             if (batch.Count > 0) RunBatch();
             progress?.Invoke(new ProgressInfo(size, size, stage));
         }
+        finally
+        {
+            Return(topBufs);
+            Return(belowBufs);
+        }
+        return (bytesRead, compared);
+    }
+
+    /// <summary>Runs <paramref name="body"/> for 0 to <paramref name="count"/> - 1 in parallel.</summary>
+    private static void InParallel(int count, CancellationToken cancel, Action<int> body)
+    {
+        try
+        {
+            Parallel.For(0, count, new ParallelOptions { CancellationToken = cancel }, body);
+        }
         catch (AggregateException e) when (e.InnerExceptions[0] is QcowException)
         {
             // Parallel.For wraps what the readers threw: a bad image must still surface as its one typed error.
             System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
             throw;
         }
-        finally
-        {
-            foreach (var b in topBufs) if (b is not null) ArrayPool<byte>.Shared.Return(b);
-            foreach (var b in belowBufs) if (b is not null) ArrayPool<byte>.Shared.Return(b);
-        }
-        return (bytesRead, compared);
+    }
+
+    /// <summary>Gives back the pooled buffers of <paramref name="buffers"/> that were rented.</summary>
+    private static void Return(byte[][] buffers)
+    {
+        foreach (var b in buffers) if (b is not null) ArrayPool<byte>.Shared.Return(b);
     }
 
     /// <summary>True when every byte of the range reads as zero without touching a file (no read needed).</summary>

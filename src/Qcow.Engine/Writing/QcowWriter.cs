@@ -12,12 +12,14 @@ namespace Qcow.Engine.Writing;
 /// </summary>
 /// <remarks>
 /// The header points at the L1 and refcount tables, which follow the data, so without a <see cref="LayoutPlan"/> it
-/// is written last, over cluster 0. With a plan (how many clusters will be stored), the same header is known up
-/// front and the whole file is written front to back, which lets it be hashed as it is written.
+/// is written last, over cluster 0. With a plan (where the data will end), the same header is known up front and the
+/// whole file is written front to back, each byte once: it can be hashed as it is written, or go to a stream that
+/// cannot seek (a pipe; later a registry upload).
 /// </remarks>
 public sealed class QcowWriter : IClusterSink
 {
-    private readonly OutputFile _output;
+    private readonly OutputFile? _output;
+    private readonly string _name;
     private readonly SequentialOutput _stream;
     private readonly LayoutPlan? _plan;
     private readonly long _plannedDataEnd;
@@ -39,42 +41,71 @@ public sealed class QcowWriter : IClusterSink
 
     /// <summary>
     /// Starts an image of <paramref name="virtualSize"/> bytes written to <paramref name="output"/>. With a
-    /// <paramref name="plan"/> (uncompressed output only), the clusters added must match it exactly and the output is
-    /// hashed as it is written; without one, the output is hashed afterwards when <see cref="Commit"/> is asked to.
+    /// <paramref name="plan"/>, the clusters added must match it exactly and the output is hashed as it is written;
+    /// without one, the output is hashed afterwards when <see cref="Commit"/> is asked to.
     /// </summary>
     public QcowWriter(OutputFile output, long virtualSize, WriteOptions options, string? backingName = null, string? backingFormat = null,
         LayoutPlan? plan = null)
+        : this(output, output.TargetPath,
+            new SequentialOutput(output.Stream.SafeFileHandle, output.TargetPath, sha256: plan is not null,
+                // Compressed output is small and often hashed afterwards: leave it in the page cache.
+                directIo: DirectIo && !options.Compress),
+            virtualSize, options, backingName, backingFormat, plan)
     {
-        options.Validate();
-        if (plan is not null && options.Compress)
-            throw new ArgumentException("a layout plan needs uncompressed output: compressed sizes are not known in advance", nameof(plan));
-        _output = output;
-        _plan = plan;
-        _stream = new SequentialOutput(output.Stream.SafeFileHandle, output.TargetPath, sha256: plan is not null,
-            // Compressed output is small and often hashed afterwards: leave it in the page cache.
-            directIo: DirectIo && !options.Compress);
-        _options = options;
-        _clusterSize = options.ClusterSize;
-        _clusterBits = options.ClusterBits;
-        _l2Entries = _clusterSize / 8;
-        _virtualSize = virtualSize;
-        _backingName = backingName;
-        _backingFormat = backingFormat;
-        long l2Span = (long)_l2Entries * _clusterSize;
-        long l1Size = (virtualSize + l2Span - 1) / l2Span;
-        if (l1Size * 8 > QcowLimits.MaxL1Bytes)
-            throw new QcowException(output.TargetPath, $"virtual size {virtualSize} needs an L1 table larger than 32 MiB with {_clusterSize}-byte clusters; use a larger cluster_size");
-        _l1 = new ulong[l1Size];
-        _l2 = new ulong[_l2Entries];
-        _zeroCluster = new byte[_clusterSize];
-        // Check now that the header fits, so a bad backing name fails before any data is written.
-        var header = BuildHeaderCluster(0, 0, 0, 0);
-        if (plan is not null)
+    }
+
+    /// <summary>
+    /// Starts an image of <paramref name="virtualSize"/> bytes written front to back to <paramref name="sink"/>, which
+    /// need not seek (standard output, a pipe, an upload); <paramref name="name"/> names it in errors. The
+    /// <paramref name="plan"/> is required: the header goes first. With <paramref name="sha256"/> the bytes are hashed
+    /// as they are written and <see cref="Commit"/> returns the hash. The sink is flushed, not closed.
+    /// </summary>
+    public QcowWriter(Stream sink, string name, long virtualSize, WriteOptions options, LayoutPlan plan, string? backingName = null,
+        string? backingFormat = null, bool sha256 = false)
+        : this(null, name, new SequentialOutput(sink, name, sha256), virtualSize, options, backingName, backingFormat,
+            plan ?? throw new ArgumentNullException(nameof(plan)))
+    {
+    }
+
+    private QcowWriter(OutputFile? output, string name, SequentialOutput stream, long virtualSize, WriteOptions options,
+        string? backingName, string? backingFormat, LayoutPlan? plan)
+    {
+        // Until the header is in, a refusal (too large, a backing name too long) must stop the output's threads.
+        byte[] header;
+        try
         {
-            // Version 2 stores zero clusters as data.
-            _plannedDataEnd = (1 + plan.DataClusters + (options.Version < 3 ? plan.ZeroClusters : 0) + plan.L2Tables) * _clusterSize;
-            var t = TailLayout(_plannedDataEnd);
-            header = BuildHeaderCluster((ulong)t.L1Offset, (uint)_l1.Length, (ulong)t.TableOffset, (uint)t.TableClusters);
+            options.Validate();
+            _output = output;
+            _name = name;
+            _plan = plan;
+            _stream = stream;
+            _options = options;
+            _clusterSize = options.ClusterSize;
+            _clusterBits = options.ClusterBits;
+            _l2Entries = _clusterSize / 8;
+            _virtualSize = virtualSize;
+            _backingName = backingName;
+            _backingFormat = backingFormat;
+            long l2Span = (long)_l2Entries * _clusterSize;
+            long l1Size = (virtualSize + l2Span - 1) / l2Span;
+            if (l1Size * 8 > QcowLimits.MaxL1Bytes)
+                throw new QcowException(_name, $"virtual size {virtualSize} needs an L1 table larger than 32 MiB with {_clusterSize}-byte clusters; use a larger cluster_size");
+            _l1 = new ulong[l1Size];
+            _l2 = new ulong[_l2Entries];
+            _zeroCluster = new byte[_clusterSize];
+            // Check now that the header fits, so a bad backing name fails before any data is written.
+            header = BuildHeaderCluster(0, 0, 0, 0);
+            if (plan is not null)
+            {
+                _plannedDataEnd = plan.DataEnd;
+                var t = TailLayout(_plannedDataEnd);
+                header = BuildHeaderCluster((ulong)t.L1Offset, (uint)_l1.Length, (ulong)t.TableOffset, (uint)t.TableClusters);
+            }
+        }
+        catch
+        {
+            stream.Dispose();
+            throw;
         }
         _stream.Write(header);
         _pos = _clusterSize;
@@ -116,6 +147,8 @@ public sealed class QcowWriter : IClusterSink
     public WriteOptions Options => _options;
     /// <summary>Guest bytes stored as data (compressed clusters count their stream length).</summary>
     public long DataBytesWritten { get; private set; }
+    /// <summary>Bytes of the image so far: its size once <see cref="Commit"/> has written the tables.</summary>
+    public long Length => _pos;
     /// <summary>Clusters stored as data or compressed.</summary>
     public long DataClusters { get; private set; }
     /// <summary>Clusters stored as zero clusters (zero flag, or written zeros in v2).</summary>
@@ -252,6 +285,12 @@ public sealed class QcowWriter : IClusterSink
     internal string? Complete(bool computeSha256)
     {
         string? sha = _stream.Complete();
+        if (_output is null)
+        {
+            // A stream cannot be read back: its hash exists only when it was taken while writing.
+            if (computeSha256 && sha is null) throw new InvalidOperationException("a stream output is hashed only when made with sha256");
+            return sha;
+        }
         return _output.Commit(computeSha256 && sha is null, sha);
     }
 
@@ -259,7 +298,7 @@ public sealed class QcowWriter : IClusterSink
     public void Dispose()
     {
         _stream.Dispose();
-        _output.Dispose();
+        _output?.Dispose();
     }
 
     private void Advance(long guestCluster)
@@ -317,7 +356,7 @@ public sealed class QcowWriter : IClusterSink
         {
             byte[] name = Encoding.UTF8.GetBytes(_backingName);
             if (name.Length > QcowLimits.MaxBackingFileName || at + name.Length > _clusterSize)
-                throw new QcowException(_output.TargetPath, $"backing file name '{_backingName}' is too long for {_clusterSize}-byte clusters");
+                throw new QcowException(_name, $"backing file name '{_backingName}' is too long for {_clusterSize}-byte clusters");
             name.CopyTo(cluster, at);
             backingOffset = (ulong)at;
             backingSize = (uint)name.Length;
@@ -347,7 +386,7 @@ public sealed class QcowWriter : IClusterSink
     {
         int padded = (data.Length + 7) & ~7;
         if (at + 8 + padded > _clusterSize)
-            throw new QcowException(_output.TargetPath, $"header extensions do not fit in one {_clusterSize}-byte cluster");
+            throw new QcowException(_name, $"header extensions do not fit in one {_clusterSize}-byte cluster");
         BigEndian.Put(cluster, at, type);
         BigEndian.Put(cluster, at + 4, (uint)data.Length);
         data.CopyTo(cluster.AsSpan(at + 8));

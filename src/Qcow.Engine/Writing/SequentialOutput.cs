@@ -15,7 +15,8 @@ namespace Qcow.Engine.Writing;
 /// </summary>
 /// <remarks>
 /// Without hashing, the first chunk is held back until <see cref="Complete"/> so the header can be patched in last
-/// (<see cref="PatchHead"/>); with hashing, every byte must be final when written, so nothing may be patched.
+/// (<see cref="PatchHead"/>); with hashing, every byte must be final when written, so nothing may be patched. The
+/// same holds for a <see cref="Stream"/> sink (a pipe, an upload), which takes the chunks in order, once.
 /// </remarks>
 internal sealed unsafe class SequentialOutput : IDisposable
 {
@@ -33,6 +34,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
     private static readonly ConcurrentBag<IntPtr> FreeChunks = new();
 
     private readonly SafeFileHandle _handle;
+    private readonly Stream? _sink;
     private readonly string _target;
     private readonly SemaphoreSlim _slots = new(ChunksPerOutput);
     private readonly BlockingCollection<Chunk> _toHash = new();
@@ -51,10 +53,22 @@ internal sealed unsafe class SequentialOutput : IDisposable
 
     private readonly record struct Chunk(IntPtr Buffer, long Offset, int Length);
 
+    /// <summary>Writes to <paramref name="sink"/> front to back, never seeking; it is flushed by <see cref="Complete"/>, not closed.</summary>
+    public SequentialOutput(Stream sink, string target, bool sha256)
+        : this(new SafeFileHandle(), target, sha256, directIo: false, sink)
+    {
+    }
+
     /// <summary>Starts writing at offset 0 of <paramref name="handle"/> (<paramref name="target"/> names it in errors).</summary>
     public SequentialOutput(SafeFileHandle handle, string target, bool sha256, bool directIo)
+        : this(handle, target, sha256, directIo, null)
+    {
+    }
+
+    private SequentialOutput(SafeFileHandle handle, string target, bool sha256, bool directIo, Stream? sink)
     {
         _handle = handle;
+        _sink = sink;
         _target = target;
         _direct = directIo && HostPlatform.LinuxCalls && TrySetDirect(handle, true);
         if (sha256)
@@ -122,10 +136,10 @@ internal sealed unsafe class SequentialOutput : IDisposable
         if (_curLength == ChunkSize) Submit();
     }
 
-    /// <summary>Overwrites the start of the output (the header, written last). Not allowed when hashing.</summary>
+    /// <summary>Overwrites the start of the output (the header, written last). Not allowed when hashing or streaming.</summary>
     public void PatchHead(ReadOnlySpan<byte> data)
     {
-        if (_hash is not null) throw new InvalidOperationException("a hashed output is written front to back");
+        if (!MayPatch) throw new InvalidOperationException("a hashed or streamed output is written front to back");
         IntPtr head = _head != IntPtr.Zero ? _head : _cur;
         if (data.Length > ChunkSize || (head == _cur && data.Length > _curLength))
             throw new InvalidOperationException("the head patch must lie within the bytes already written");
@@ -164,7 +178,8 @@ internal sealed unsafe class SequentialOutput : IDisposable
         if (_direct) TrySetDirect(_handle, false);
         try
         {
-            RandomAccess.SetLength(_handle, _length);
+            if (_sink is not null) _sink.Flush();
+            else RandomAccess.SetLength(_handle, _length);
         }
         catch (IOException e)
         {
@@ -189,7 +204,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
     {
         ThrowIfFailed();
         var chunk = new Chunk(_cur, _curOffset, _curLength);
-        if (_curOffset == 0 && _hash is null)
+        if (_curOffset == 0 && MayPatch)
             _head = _cur; // kept for PatchHead; written by Complete
         else
             Enqueue(chunk);
@@ -200,13 +215,16 @@ internal sealed unsafe class SequentialOutput : IDisposable
 
     private void EnqueueLast(Chunk chunk)
     {
-        if (chunk.Offset == 0 && _hash is null)
+        if (chunk.Offset == 0 && MayPatch)
         {
             _head = chunk.Buffer;
             return;
         }
         Enqueue(chunk);
     }
+
+    /// <summary>Whether the head is held back for <see cref="PatchHead"/>: not when every byte must go out final, in order.</summary>
+    private bool MayPatch => _hash is null && _sink is null;
 
     private void Enqueue(Chunk chunk)
     {
@@ -242,6 +260,14 @@ internal sealed unsafe class SequentialOutput : IDisposable
 
     private void WriteChunk(Chunk chunk)
     {
+        if (_sink is not null)
+        {
+            // Whatever the caller's stream throws (a pipe its reader closed, a failed upload) ends the output; its
+            // cancellation too, which must not pass for this output's own (see ThrowIfFailed).
+            try { _sink.Write(new ReadOnlySpan<byte>((void*)chunk.Buffer, chunk.Length)); }
+            catch (Exception e) { _error ??= e is OperationCanceledException ? new IOException(e.Message, e) : e; }
+            return;
+        }
         try
         {
             if (_direct)
