@@ -144,6 +144,11 @@ public static class SnapshotTable
             return ("l1_table_offset", $"the L1 table at 0x{l1Offset:x} ({l1Size * 8L} bytes) lies past the end of the file ({file.Length} bytes)");
         if (diskSize > (ulong)QcowLimits.MaxVirtualSize)
             return ("disk_size", $"{diskSize} is too large");
+        // The L1 table (inside the file) must cover the disk size: that bounds the work of a read by the file's size.
+        // qemu reads what lies beyond it as unallocated; we refuse the snapshot.
+        ulong l2Span = (ulong)header.L2Entries * (ulong)header.ClusterSize;
+        if (diskSize is { } ds && (ds + l2Span - 1) / l2Span > l1Size)
+            return ("l1_size", $"{l1Size} entries do not cover the snapshot's disk size {ds}");
         return (null, null);
     }
 

@@ -29,6 +29,8 @@ public static class MalformedCases
     /// <summary>Deliberate difference: qemu reads zeros past the end of a (truncated) file.</summary>
     public const string PastEnd = "data and tables past the end of the file are refused; qemu reads a truncated image as zeros";
 
+    /// <summary>Deliberate difference: a snapshot whose L1 table does not cover its disk size.</summary>
+    public const string ShortL1 = "a snapshot whose L1 table does not cover its disk size is refused, which bounds a read's work by the file's size; qemu reads the rest as unallocated";
     /// <summary>Deliberate difference: one L2 table named by two L1 entries.</summary>
     public const string SharedL2 = "an L2 table named by two L1 entries is refused, which bounds a read's work by the file's size; qemu reads it";
     /// <summary>Deliberate difference: a snapshot whose id or name cannot be trusted.</summary>
@@ -85,6 +87,7 @@ public static class MalformedCases
         new("snapshots_offset_past_end", "080", "v3", (p, l) => Put(p, 64, 8, 1UL << 40), "snapshot table entry") { Deliberate = PastEnd, OnlySnapshot = true },
         new("snapshots_offset_unaligned", "080", "v3", (p, l) => Put(p, 64, 8, l.U64(64) + 8), "snapshots_offset"),
         new("snapshot_l1_size_huge", "080", "v3", (p, l) => Put(p, l.SnapshotEntries[0] + 8, 4, 0xffffffff), "l1_size") { OnlySnapshot = true },
+        new("snapshot_l1_size_0", "080", "v3", (p, l) => Put(p, l.SnapshotEntries[0] + 8, 4, 0), "l1_size") { Deliberate = ShortL1, OnlySnapshot = true },
         new("snapshot_l1_offset_unaligned", "080", "v3", (p, l) => Put(p, l.SnapshotEntries[0], 8, l.U64(l.SnapshotEntries[0]) + 8), "l1_table_offset") { OnlySnapshot = true },
         new("snapshot_l1_offset_past_end", "080", "v3", (p, l) => Put(p, l.SnapshotEntries[0], 8, 1UL << 50), "l1_table_offset") { Deliberate = PastEnd, OnlySnapshot = true },
         new("snapshot_extra_data_huge", "261", "v3", (p, l) => Put(p, l.SnapshotEntries[0] + 36, 4, 0x10000), "extra_data_size"),
@@ -147,7 +150,6 @@ public static class MalformedCases
         new("refcount_table_entry_unaligned", "060", "v3", (p, l) => Put(p, (long)l.U64(48), 8, l.U64((long)l.U64(48)) + 512)),
         new("snapshots_offset_past_end_without_snapshots", "080", "v3", (p, l) => { Put(p, 60, 4, 0); Put(p, 64, 8, 1UL << 40); }),
         new("snapshot_extra_data_too_small_v3", "261", "v3", (p, l) => ShrinkExtraData(p, l, 8)),
-        new("snapshot_l1_size_0", "080", "v3", (p, l) => Put(p, l.SnapshotEntries[0] + 8, 4, 0)),
         new("refcount_table_past_end", "080", "v3", (p, l) => Put(p, 48, 8, 1UL << 40)),
         new("botched_v3", "261", "v2", (p, l) => BotchV3(p, l)),
         new("l2_entry_reserved_bits", "060", "v3", (p, l) => Put(p, FirstData(l), 8, l.U64(FirstData(l)) | 0x100)),
