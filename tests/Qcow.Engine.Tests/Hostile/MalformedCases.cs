@@ -1,3 +1,4 @@
+using Qcow.Engine.Tests.Infrastructure;
 using System.IO.Compression;
 using static Qcow.Engine.Tests.Hostile.HostileImages;
 
@@ -102,10 +103,11 @@ public static class MalformedCases
         new("l2_entry_onto_l1", "060", "v3", (p, l) => PointFirstData(p, l, l.U64(40)), "L2 entry") { Deliberate = InMetadata },
         new("l2_entry_onto_refcount_table", "060", "v3", (p, l) => PointFirstData(p, l, l.U64(48)), "L2 entry") { Deliberate = InMetadata },
         new("l2_entry_onto_refcount_block", "060", "v3", (p, l) => PointFirstData(p, l, (ulong)l.Named("refcount block").First().Offset), "L2 entry") { Deliberate = InMetadata },
-        new("l2_entry_onto_l2_table", "060", "v3", (p, l) => PointFirstData(p, l, (ulong)l.Named("L2").First().Offset), "L2 entry") { Deliberate = InMetadata },
+        new("l2_entry_onto_l2_table", "060", "v3", (p, l) => PointFirstData(p, l, (ulong)l.Named("L2").First().Offset), "lies in the L2 table") { Deliberate = InMetadata },
         new("l2_entry_onto_snapshot_table", "060", "v3", (p, l) => PointFirstData(p, l, l.U64(64)), "L2 entry") { Deliberate = InMetadata },
         new("l1_entry_onto_refcount_table", "060", "v3", (p, l) => Put(p, (long)l.U64(40), 8, l.U64(48)), "L1 entry", "l1_table_offset") { Deliberate = InMetadata },
         new("l1_entry_onto_header", "060", "v3", (p, l) => Put(p, (long)l.U64(40), 8, 0x200), "L1 entry", "l1_table_offset"),
+        new("l1_entry_onto_l1_at_end_of_file", "060", "v3", (p, l) => { Put(p, (long)l.U64(40), 8, l.U64(40)); Truncate(p, (long)l.U64(40) + 8 * l.U32(36)); }, "lies in the active L1 table") { Deliberate = InMetadata },
         new("l1_entries_share_an_l2_table", "060", "v3", (p, l) => ShareL2OverWholeL1(p, l), "L1 entries", "l1_table_offset") { Deliberate = SharedL2 },
         new("zero_flag_in_v2", "060", "v2", (p, l) => Put(p, FirstData(l), 8, l.U64(FirstData(l)) | 1), "L2 entry"),
 
@@ -167,15 +169,36 @@ public static class MalformedCases
     public static long FirstCompressed(Layout l) => l.L2Entries.First(e => (e.Word & Compressed) != 0).EntryOffset;
 
     /// <summary>
-    /// iotest 261's "botched v3": a version 2 image turned into version 3 by its header fields alone, so its snapshot
-    /// entry keeps less than the 16 bytes of extra data version 3 requires (qemu reads it; check counts it).
+    /// iotest 261's "botched v3": a version 2 image with three snapshots whose entries carry 0, 50 (with unknown
+    /// data) and 8 bytes of extra data, turned into version 3 by its header fields alone. Entries 0 and 2 then have
+    /// less than the 16 bytes version 3 requires: qemu reads all three snapshots, and check counts two corruptions.
     /// </summary>
     private static void BotchV3(string path, Layout l)
     {
+        Qemu.Img("snapshot", "-c", "sn1", path);
+        Qemu.Img("snapshot", "-c", "sn2", path);
+        l = Layout.Of(path);
+        var table = new List<byte>();
+        uint[] extraSizes = [0, 50, 8];
+        for (int i = 0; i < 3; i++)
+        {
+            long e = l.SnapshotEntries[i];
+            uint extra = l.U32(e + 36);
+            int idName = l.U16(e + 12) + l.U16(e + 14);
+            var entry = l.Bytes.AsSpan((int)e, 40).ToArray();
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32BigEndian(entry.AsSpan(36), extraSizes[i]);
+            var extraData = new byte[extraSizes[i]];
+            l.Bytes.AsSpan((int)(e + 40), (int)Math.Min(extra, extraSizes[i])).CopyTo(extraData);
+            if (extraSizes[i] > 24) "very important data"u8.CopyTo(extraData.AsSpan(24));
+            table.AddRange(entry);
+            table.AddRange(extraData);
+            table.AddRange(l.Bytes.AsSpan((int)(e + 40 + extra), idName).ToArray());
+            while (table.Count % 8 != 0) table.Add(0);
+        }
+        PutBytes(path, l.SnapshotEntries[0], table.ToArray());
         Put(path, 4, 4, 3);
         Put(path, 96, 4, 4);
         Put(path, 100, 4, 104);
-        ShrinkExtraData(path, l, 0);
     }
 
     /// <summary>Cuts the first snapshot entry's extra data to <paramref name="size"/> bytes; id and name move up.</summary>
