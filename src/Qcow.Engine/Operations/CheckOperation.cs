@@ -88,6 +88,8 @@ public static class CheckOperation
 
             Reference(0, (ulong)_cs);
             CheckL1(_h.L1TableOffset, _h.L1Size, active: true);
+            // Snapshots that share an L1 table count it (and all it names) once each; it is read once.
+            var shared = image.Snapshots.GroupBy(s => (s.L1TableOffset, s.L1Size)).ToDictionary(g => g.Key, g => g.Count());
             foreach (var s in image.Snapshots)
             {
                 if (s.L1TableOffset % (ulong)_cs != 0)
@@ -100,7 +102,7 @@ public static class CheckOperation
                     Corrupt($"ERROR snapshot {s.Id} ({s.Name}) l1_size=0x{s.L1Size:x}: L1 table is too large; snapshot table entry corrupted");
                     continue;
                 }
-                CheckL1(s.L1TableOffset, s.L1Size, active: false);
+                if (shared.Remove((s.L1TableOffset, s.L1Size), out int n)) CheckL1(s.L1TableOffset, s.L1Size, active: false, n);
             }
             Reference(_h.SnapshotsOffset, (ulong)image.SnapshotTableLength);
             Reference(_h.RefcountTableOffset, (ulong)_h.RefcountTableClusters * (ulong)_cs);
@@ -139,26 +141,38 @@ public static class CheckOperation
             };
         }
 
-        private void CheckL1(ulong l1Offset, uint l1Size, bool active)
+        /// <summary>qemu's check_refcounts_l1 for an L1 table named <paramref name="n"/> times.</summary>
+        private void CheckL1(ulong l1Offset, uint l1Size, bool active, int n = 1)
         {
-            Reference(l1Offset, l1Size * 8UL);
+            Reference(l1Offset, l1Size * 8UL, n);
             if (l1Size == 0) return;
             var table = ReadTable(l1Offset, l1Size * 8L);
-            long nextContiguous = 0;
+            // An L2 table named n times counts n times, as in qemu; it is read once, so a small file cannot make
+            // the check scan one table over and over (qemu-img check does).
+            var times = new Dictionary<ulong, int>();
             for (int i = 0; i < l1Size; i++)
             {
                 ulong e = BigEndian.U64(table, i * 8);
-                if ((e & L1ReservedMask) != 0) Corrupt($"ERROR found L1 entry with reserved bits set: {e:x}");
+                if ((e & L1ReservedMask) != 0) Corrupt($"ERROR found L1 entry with reserved bits set: {e:x}", n);
                 ulong l2 = e & QcowLimits.OffsetMask;
-                if (l2 == 0) continue;
-                Reference(l2, (ulong)_cs);
-                if (l2 % (ulong)_cs != 0) Corrupt($"ERROR l2_offset={l2:x}: Table is not cluster aligned; L1 entry corrupted");
-                CheckL2(l2, active, ref nextContiguous);
+                if (l2 != 0) times[l2] = times.GetValueOrDefault(l2) + n;
+            }
+            long nextContiguous = 0;
+            for (int i = 0; i < l1Size; i++)
+            {
+                ulong l2 = BigEndian.U64(table, i * 8) & QcowLimits.OffsetMask;
+                if (l2 == 0 || !times.Remove(l2, out int named)) continue;
+                Reference(l2, (ulong)_cs, named);
+                if (l2 % (ulong)_cs != 0) Corrupt($"ERROR l2_offset={l2:x}: Table is not cluster aligned; L1 entry corrupted", named);
+                CheckL2(l2, active, ref nextContiguous, named);
             }
         }
 
-        private void CheckL2(ulong l2Offset, bool active, ref long nextContiguous)
+        /// <summary>The references and checks of one L2 table, <paramref name="n"/> times over.</summary>
+        private void CheckL2(ulong l2Offset, bool active, ref long nextContiguous, int n)
         {
+            // Past the end of the file the table reads as zeros: nothing to count.
+            if (l2Offset >= (ulong)_fileLength) return;
             var table = ReadTable(l2Offset, _cs);
             int size = _h.L2EntrySize;
             bool external = image.NeedsDataFile;
@@ -168,21 +182,21 @@ public static class CheckOperation
                 ulong bitmap = size == 16 ? BigEndian.U64(table, j * size + 8) : 0;
                 var type = TypeOf(word);
                 if (type != ClusterType.Compressed && (word & L2Entry.ReservedMask) != 0)
-                    Corrupt($"ERROR found l2 entry with reserved bits set: {word:x}");
+                    Corrupt($"ERROR found l2 entry with reserved bits set: {word:x}", n);
                 switch (type)
                 {
                     case ClusterType.Compressed:
                     {
                         if ((word & L2Entry.CopiedFlag) != 0)
                         {
-                            Corrupt($"ERROR: coffset=0x{CompressedDescriptor.Decode(word, _h.ClusterBits).HostOffset:x}: copied flag must never be set for compressed clusters");
+                            Corrupt($"ERROR: coffset=0x{CompressedDescriptor.Decode(word, _h.ClusterBits).HostOffset:x}: copied flag must never be set for compressed clusters", n);
                             word &= ~L2Entry.CopiedFlag;
                         }
-                        if (external) { Corrupt($"ERROR compressed cluster {j} with data file"); break; }
-                        if (bitmap != 0) { Corrupt($"ERROR compressed cluster {j} with non-zero subcluster allocation bitmap"); break; }
+                        if (external) { Corrupt($"ERROR compressed cluster {j} with data file", n); break; }
+                        if (bitmap != 0) { Corrupt($"ERROR compressed cluster {j} with non-zero subcluster allocation bitmap", n); break; }
                         var d = CompressedDescriptor.Decode(word, _h.ClusterBits);
-                        Reference(d.HostOffset, (ulong)d.Length);
-                        if (active) { _allocated++; _compressed++; _fragmented++; }
+                        Reference(d.HostOffset, (ulong)d.Length, n);
+                        if (active) { _allocated += n; _compressed += n; _fragmented += n; }
                         break;
                     }
                     case ClusterType.ZeroAllocated:
@@ -190,27 +204,27 @@ public static class CheckOperation
                     {
                         ulong offset = word & QcowLimits.OffsetMask;
                         if (size == 16 && ((bitmap >> 32) & bitmap) != 0)
-                            Corrupt($"ERROR offset={offset:x}: Allocated cluster has corrupted subcluster allocation bitmap");
+                            Corrupt($"ERROR offset={offset:x}: Allocated cluster has corrupted subcluster allocation bitmap", n);
                         if (offset % (ulong)_cs != 0)
                         {
                             bool data = size == 16 ? (uint)bitmap != 0 : (word & L2Entry.ZeroFlag) == 0;
                             Corrupt(data
                                 ? $"ERROR offset={offset:x}: Data cluster is not properly aligned; L2 entry corrupted."
-                                : $"ERROR offset={offset:x}: Preallocated cluster is not properly aligned; L2 entry corrupted.");
+                                : $"ERROR offset={offset:x}: Preallocated cluster is not properly aligned; L2 entry corrupted.", n);
                         }
                         if (active)
                         {
-                            _allocated++;
+                            _allocated += n;
                             if (nextContiguous != 0 && (long)offset != nextContiguous) _fragmented++;
                             nextContiguous = (long)offset + _cs;
                         }
                         // Clusters in an external data file are not refcounted in the image.
-                        if (!external) Reference(offset, (ulong)_cs);
+                        if (!external) Reference(offset, (ulong)_cs, n);
                         break;
                     }
                     case ClusterType.Unallocated:
                         if (size == 16 && (uint)bitmap != 0)
-                            Corrupt("ERROR: Unallocated cluster has non-zero subcluster allocation bitmap");
+                            Corrupt("ERROR: Unallocated cluster has non-zero subcluster allocation bitmap", n);
                         break;
                 }
             }
@@ -314,33 +328,36 @@ public static class CheckOperation
         }
 
         /// <summary>
-        /// qemu's qcow2_inc_refcounts_imrt: one more reference to every cluster of the range; a range that ends a
-        /// cluster or more past the end of the file is a corruption and counts nothing.
+        /// qemu's qcow2_inc_refcounts_imrt, <paramref name="n"/> times: one more reference to every cluster of the
+        /// range; a range that ends a cluster or more past the end of the file is a corruption and counts nothing, and
+        /// so is each reference past the refcount's maximum.
         /// </summary>
-        private void Reference(ulong offset, ulong length)
+        private void Reference(ulong offset, ulong length, int n = 1)
         {
             if (length == 0) return;
             if ((Int128)offset + length - _fileLength >= _cs)
             {
-                Corrupt($"ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x{offset:x} size 0x{length:x}");
+                Corrupt($"ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x{offset:x} size 0x{length:x}", n);
                 return;
             }
             long first = (long)(offset / (ulong)_cs), last = (long)((offset + length - 1) / (ulong)_cs);
             for (long c = first; c <= last; c++)
             {
                 if (c >= _size) _size = c + 1;
-                if (_refs[c] == _refcountMax)
+                ulong room = _refcountMax - _refs[c];
+                if ((ulong)n > room)
                 {
-                    Corrupt($"ERROR: overflow cluster offset=0x{c * _cs:x}");
+                    Corrupt($"ERROR: overflow cluster offset=0x{c * _cs:x}", (long)((ulong)n - room));
+                    _refs[c] = _refcountMax;
                     continue;
                 }
-                _refs[c]++;
+                _refs[c] += (ulong)n;
             }
         }
 
-        private void Corrupt(string message)
+        private void Corrupt(string message, long n = 1)
         {
-            _corruptions++;
+            _corruptions += n;
             Note(message);
         }
 
