@@ -35,7 +35,7 @@ public sealed class Snapshot
     /// <summary>The entry's length in bytes (40 plus extra data, id and name; without padding).</summary>
     public long EntryLength { get; init; }
     /// <summary>True when the entry's id or name cannot be trusted (not UTF-8, holding NUL bytes, past the end of the file).</summary>
-    public bool HasDamagedName => ProblemField is "id" or "name" or "id_size" or "name_size" or "snapshot table entry";
+    public bool HasDamagedName => ProblemField is "id" or "name" or "id_size" or "name_size" or "snapshots_offset";
     /// <summary>The field of a damaged entry (e.g. <c>l1_table_offset</c>), or null when the entry can be used.</summary>
     public string? ProblemField { get; init; }
     /// <summary>What is wrong with a damaged entry, or null. A damaged snapshot is listed, and refused when used.</summary>
@@ -127,7 +127,7 @@ public static class SnapshotTable
         ulong? diskSize, ReadOnlySpan<byte> id, ReadOnlySpan<byte> name, UTF8Encoding utf8)
     {
         if (!PastEnd.Inside(file, (ulong)at, 40UL + (ulong)varLen))
-            return (varLen > 0 && PastEnd.Inside(file, (ulong)at, 40) ? "name_size" : "snapshot table entry",
+            return (varLen > 0 && PastEnd.Inside(file, (ulong)at, 40) ? "name_size" : "snapshots_offset",
                 $"the entry (40 + {varLen} bytes at 0x{at:x}) runs past the end of the file ({file.Length} bytes)");
         if (!IsUtf8(utf8, id)) return ("id", "the id is not valid UTF-8");
         if (!IsUtf8(utf8, name)) return ("name", "the name is not valid UTF-8");

@@ -85,7 +85,7 @@ public static class MalformedCases
         // 261 and 080: the snapshot table.
         new("nb_snapshots_huge", "080", "v3", (p, l) => Put(p, 60, 4, 0xffffffff), "nb_snapshots"),
         new("nb_snapshots_past_end", "261", "v3", (p, l) => Put(p, 60, 4, 60000), "snapshots_offset", "snapshot table"),
-        new("snapshots_offset_past_end", "080", "v3", (p, l) => Put(p, 64, 8, 1UL << 40), "snapshot table entry") { Deliberate = PastEnd, OnlySnapshot = true },
+        new("snapshots_offset_past_end", "080", "v3", (p, l) => Put(p, 64, 8, 1UL << 40), "snapshots_offset") { Deliberate = PastEnd, OnlySnapshot = true },
         new("snapshots_offset_unaligned", "080", "v3", (p, l) => Put(p, 64, 8, l.U64(64) + 8), "snapshots_offset"),
         new("snapshot_l1_size_huge", "080", "v3", (p, l) => Put(p, l.SnapshotEntries[0] + 8, 4, 0xffffffff), "l1_size") { OnlySnapshot = true },
         new("snapshot_l1_size_0", "080", "v3", (p, l) => Put(p, l.SnapshotEntries[0] + 8, 4, 0), "l1_size") { Deliberate = ShortL1, OnlySnapshot = true },
