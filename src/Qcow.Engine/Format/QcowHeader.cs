@@ -27,6 +27,8 @@ public sealed class QcowHeader
     public int ClusterBits { get; init; }
     /// <summary>Virtual disk size in bytes.</summary>
     public ulong Size { get; init; }
+    /// <summary>The size field as stored (qemu checks the L1 table against it before rounding).</summary>
+    internal ulong SizeField { get; init; }
     /// <summary>0 none, 1 AES, 2 LUKS.</summary>
     public uint CryptMethod { get; init; }
     /// <summary>Entries in the active L1 table.</summary>
@@ -95,6 +97,7 @@ public sealed class QcowHeader
             // qemu keeps the virtual size in 512-byte sectors, rounded down (bs->total_sectors): a size that is not
             // a multiple of 512 (qemu never writes one) reads as the shorter disk there too.
             Size = BigEndian.U64(head, 24) & ~511UL,
+            SizeField = BigEndian.U64(head, 24),
             CryptMethod = BigEndian.U32(head, 32),
             L1Size = BigEndian.U32(head, 36),
             L1TableOffset = BigEndian.U64(head, 40),
@@ -178,7 +181,7 @@ public sealed class QcowHeader
 
         // The L1 table must map the whole virtual disk and stay within qemu's bound.
         ulong l2Span = (ulong)L2Entries * (ulong)cs;
-        ulong neededL1 = (Size + l2Span - 1) / l2Span;
+        ulong neededL1 = (Math.Min(SizeField, (ulong)QcowLimits.MaxVirtualSize) + l2Span - 1) / l2Span;
         if ((ulong)L1Size * 8 > QcowLimits.MaxL1Bytes)
             throw new QcowFormatException(path, "l1_size", $"{L1Size} entries is more than qemu's 32 MiB L1 limit");
         if (L1Size < neededL1)
@@ -256,7 +259,7 @@ public sealed class QcowHeader
     {
         public uint Version, BackingFileSize, CryptMethod, L1Size, RefcountTableClusters, NbSnapshots, RefcountOrder, HeaderLength;
         public int ClusterBits;
-        public ulong BackingFileOffset, Size, L1TableOffset, RefcountTableOffset, SnapshotsOffset;
+        public ulong BackingFileOffset, Size, SizeField, L1TableOffset, RefcountTableOffset, SnapshotsOffset;
         public ulong IncompatibleFeatures, CompatibleFeatures, AutoclearFeatures;
         public byte CompressionTypeByte;
 
@@ -267,6 +270,7 @@ public sealed class QcowHeader
             BackingFileSize = BackingFileSize,
             ClusterBits = ClusterBits,
             Size = Size,
+            SizeField = SizeField,
             CryptMethod = CryptMethod,
             L1Size = L1Size,
             L1TableOffset = L1TableOffset,

@@ -67,6 +67,7 @@ public static class MalformedCases
         new("extended_l2_small_clusters", "080", "small", (p, l) => Put(p, 72, 8, 16), "incompatible_features"),
 
         // 080: L1 and refcount table placement and size.
+        new("size_unaligned_past_l1", "080", "small", (p, l) => Put(p, 24, 8, l.U64(24) + 256), "l1_size"),
         new("l1_size_huge", "080", "v3", (p, l) => Put(p, 36, 4, 0x10000000), "l1_size"),
         new("l1_size_0_with_snapshots", "080", "v3", (p, l) => Put(p, 36, 4, 0), "l1_size"),
         new("l1_table_offset_unaligned", "080", "v3", (p, l) => Put(p, 40, 8, l.U64(40) + 512), "l1_table_offset"),
