@@ -83,7 +83,7 @@ public static class CheckOperation
             foreach (var s in image.Snapshots)
             {
                 if (_h.Version >= 3 && s.ExtraDataSize < 16) Corrupt($"ERROR snapshot table entry {s.Index} is incomplete");
-                if (s.HasDamagedName) _messages.Add($"Warning: snapshot table entry {s.Index}: {s.Problem}");
+                if (s.HasDamagedName) Note($"Warning: snapshot table entry {s.Index}: {s.Problem}");
             }
 
             Reference(0, (ulong)_cs);
@@ -116,7 +116,7 @@ public static class CheckOperation
                 if (stored is null)
                 {
                     _checkErrors++;
-                    _messages.Add($"Can't get refcount for cluster {c}: its refcount block is not cluster aligned");
+                    Note($"Can't get refcount for cluster {c}: its refcount block is not cluster aligned");
                     continue;
                 }
                 ulong want = _refs[c];
