@@ -200,6 +200,73 @@ public sealed partial class RegistryPublishTests(SeedChain seed, PackedSdk sdk, 
         Assert.DoesNotContain("eyJ", output, StringComparison.Ordinal); // no JWT
     }
 
+    [SkippableFact]
+    [Trait("Category", "Slow")]
+    public void The_ci_samples_push_step_runs_as_written_against_a_registry_and_the_caches_stay()
+    {
+        var server = registry.Server;
+        Tools.Require("jq");
+        string[] lines = File.ReadAllLines(Path.Combine(Repo.Root, "samples", "ci", "build-images.yml"));
+        Assert.Contains(lines, l => l.Trim() == "- uses: actions/cache@v4");
+        Assert.Contains(lines, l => l.Trim() == "- uses: actions/cache/save@v4");
+        Assert.Contains(lines, l => l.Trim().StartsWith("packages: write", StringComparison.Ordinal));
+        Assert.Equal("ghcr.io", WorkflowEnv(lines, "REGISTRY"));
+        var (stepEnv, script) = Step(lines, "Push the chain to ghcr.io");
+        Assert.Contains("QCOW_REGISTRY_USERNAME: ${{ github.actor }}", stepEnv);
+        Assert.Contains("QCOW_REGISTRY_PASSWORD: ${{ secrets.GITHUB_TOKEN }}", stepEnv);
+
+        // The step's script as written, in a checkout-like folder, with the registry and GitHub's variables pointed here.
+        string root = _dir["ci"];
+        sdk.CopySamples(Path.Combine(root, "samples"), "seed/seed.imgproj", "seed/images/imageA.qcow2", "seed/images/imageB.qcow2", "seed/images/imageC.qcow2");
+        string summary = _dir["ci-summary.md"];
+        var env = new Dictionary<string, string>
+        {
+            ["PROJECT"] = WorkflowEnv(lines, "PROJECT"),
+            ["REGISTRY"] = server.Host,
+            ["GITHUB_REPOSITORY"] = "Acme/Disk-Images",
+            ["GITHUB_SHA"] = "0123456789abcdef0123456789abcdef01234567",
+            ["GITHUB_STEP_SUMMARY"] = summary,
+            ["DOCKER_CONFIG"] = _dir["no-docker-config"],
+            [CredentialSource.UserNameVariable] = "",
+            [CredentialSource.PasswordVariable] = "",
+        };
+        var (code, output) = Dotnet.Bash(env, root, script);
+        Assert.True(code == 0, $"the push step exited {code}:\n{output}");
+        var line = Regex.Match(File.ReadAllText(summary),
+            $"^Pushed `{Regex.Escape(server.Host)}/acme/disk-images/seed@(sha256:[0-9a-f]{{64}})` \\(9 blobs uploaded, 0 already there\\)$", RegexOptions.Multiline);
+        Assert.True(line.Success, File.ReadAllText(summary));
+        string built = Path.Combine(root, "samples", "seed", "bin", "Release");
+        Assert.Equal(line.Groups[1].Value, AssertPullsAs($"{server.Host}/acme/disk-images/seed:sha-0123456789ab", built, _dir["ci-pulled-sha"]));
+        Assert.Equal(line.Groups[1].Value, AssertPullsAs($"{server.Host}/acme/disk-images/seed:latest", built, _dir["ci-pulled-latest"]));
+    }
+
+    /// <summary>A variable of the workflow's top-level <c>env:</c>.</summary>
+    private static string WorkflowEnv(string[] lines, string name)
+    {
+        int env = Array.IndexOf(lines, "env:");
+        Assert.True(env >= 0, "the workflow has no top-level env:");
+        string prefix = $"  {name}: ";
+        var line = lines.Skip(env + 1).TakeWhile(l => l.StartsWith("  ", StringComparison.Ordinal)).Single(l => l.StartsWith(prefix, StringComparison.Ordinal));
+        return line[prefix.Length..].Trim();
+    }
+
+    /// <summary>The <c>env:</c> lines (trimmed) and the <c>run: |</c> script of the step named <paramref name="name"/>.</summary>
+    private static (List<string> Env, string Script) Step(string[] lines, string name)
+    {
+        int start = Array.FindIndex(lines, l => l.Trim() == $"- name: {name}");
+        Assert.True(start >= 0, $"no step named {name}");
+        int indent = Indent(lines[start]) + 2;
+        var body = lines.Skip(start + 1).TakeWhile(l => l.Trim().Length == 0 || Indent(l) >= indent).ToList();
+        int run = body.FindIndex(l => l.Trim() == "run: |");
+        Assert.True(run >= 0, $"step {name} has no run: | block");
+        int envAt = body.FindIndex(l => l.Trim() == "env:");
+        var env = envAt < 0 ? [] : body.Skip(envAt + 1).TakeWhile(l => Indent(l) > indent).Select(l => l.Trim()).ToList();
+        var script = body.Skip(run + 1).TakeWhile(l => l.Trim().Length == 0 || Indent(l) > indent).Select(l => l.Length > indent + 2 ? l[(indent + 2)..] : l.Trim());
+        return (env, string.Join('\n', script));
+    }
+
+    private static int Indent(string line) => line.Length - line.TrimStart(' ').Length;
+
     private static Dictionary<string, string> Credentials(string password) => new()
     {
         [CredentialSource.UserNameVariable] = RegistryServer.User,
