@@ -3,7 +3,7 @@ namespace Qcow.Engine.IO;
 /// <summary>
 /// The one switch over the engine's Linux-only system calls: lseek SEEK_DATA/SEEK_HOLE (holes in <c>map</c>), fstat
 /// st_blocks (actual size in <c>info</c>), /proc/self/fd (the backing file policy checked again on the opened file),
-/// O_DIRECT and sync_file_range (output writes). Each has a fallback, which is what runs on other systems; with the
+/// O_DIRECT and sync_file_range (output writes), FICLONERANGE and copy_file_range (<see cref="ExtentClone"/>). Each has a fallback, which is what runs on other systems; with the
 /// switch off they all take it on Linux too, so tests can show the output bytes do not depend on them.
 /// </summary>
 internal static class HostPlatform

@@ -1,0 +1,109 @@
+using Microsoft.Win32.SafeHandles;
+using Qcow.Engine.IO;
+using Qcow.Engine.Tests.Infrastructure;
+
+namespace Qcow.Engine.Tests;
+
+/// <summary>
+/// <see cref="ExtentClone"/> on file systems the tests make (loop-mounted XFS with reflink=1 and btrfs; ext4, XFS without reflinks, tmpfs):
+/// where extents can be shared, the cloned ranges are shared (FIEMAP's shared flag) and hold the source's bytes;
+/// elsewhere, on misaligned ranges, across file systems and with the Linux calls off, the answer is "cannot clone"
+/// and the target is untouched.
+/// </summary>
+public class ReflinkTests
+{
+    private const int Cluster = 64 << 10;
+
+    [SkippableTheory]
+    [InlineData("xfs")]
+    [InlineData("btrfs")]
+    public void Cloned_ranges_share_extents_and_hold_the_source_bytes(string kind)
+    {
+        using var fs = LoopFileSystem.Create(kind);
+        byte[] data = WriteSource(fs["source.bin"], 16 * Cluster, seed: 1);
+        using (var source = File.OpenHandle(fs["source.bin"]))
+        using (var target = File.OpenHandle(fs["target.bin"], FileMode.CreateNew, FileAccess.ReadWrite))
+        {
+            // Two runs: clusters 2..5 to the start, clusters 9..10 to clusters 6..7 (past a gap the test fills).
+            Assert.True(ExtentClone.TryClone(source, 2 * Cluster, target, 0, 4 * Cluster, Cluster));
+            RandomAccess.Write(target, new byte[2 * Cluster], 4 * Cluster);
+            Assert.True(ExtentClone.TryClone(source, 9 * Cluster, target, 6 * Cluster, 2 * Cluster, Cluster));
+        }
+        byte[] expected = [.. data.AsSpan(2 * Cluster, 4 * Cluster), .. new byte[2 * Cluster], .. data.AsSpan(9 * Cluster, 2 * Cluster)];
+        Assert.Equal(expected, File.ReadAllBytes(fs["target.bin"]));
+        Assert.Equal(data, File.ReadAllBytes(fs["source.bin"]));
+        // The six cloned clusters are shared with the source; the written gap is not.
+        Assert.Equal(6L * Cluster, LoopFileSystem.SharedBytes(fs["target.bin"]));
+    }
+
+    [SkippableTheory]
+    [InlineData("ext4")]
+    [InlineData("tmpfs")]
+    [InlineData("xfs-noreflink")]
+    public void Where_extents_cannot_be_shared_nothing_is_cloned(string kind)
+    {
+        using var fs = LoopFileSystem.Create(kind);
+        AssertNothingCloned(fs["source.bin"], fs["target.bin"], seed: 2);
+    }
+
+    [SkippableFact]
+    public void Misaligned_ranges_are_not_cloned()
+    {
+        using var fs = LoopFileSystem.Create("xfs");
+        WriteSource(fs["source.bin"], 8 * Cluster, seed: 3);
+        using (var source = File.OpenHandle(fs["source.bin"]))
+        using (var target = File.OpenHandle(fs["target.bin"], FileMode.CreateNew, FileAccess.ReadWrite))
+        {
+            Assert.False(ExtentClone.TryClone(source, 512, target, 0, Cluster, Cluster));
+            Assert.False(ExtentClone.TryClone(source, 0, target, 512, Cluster, Cluster));
+            Assert.False(ExtentClone.TryClone(source, 0, target, 0, Cluster - 512, Cluster));
+            // Aligned to the caller's 512-byte clusters but not to the file system's 4 KiB blocks: the kernel refuses.
+            Assert.False(ExtentClone.TryClone(source, 512, target, 0, 4096, 512));
+        }
+        Assert.Equal(0, new FileInfo(fs["target.bin"]).Length);
+    }
+
+    [SkippableFact]
+    public void Across_file_systems_nothing_is_cloned()
+    {
+        using var xfs = LoopFileSystem.Create("xfs");
+        using var btrfs = LoopFileSystem.Create("btrfs");
+        AssertNothingCloned(xfs["source.bin"], btrfs["target.bin"], seed: 4);
+    }
+
+    [SkippableFact]
+    public void Without_linux_calls_nothing_is_cloned()
+    {
+        using var fs = LoopFileSystem.Create("xfs");
+        WriteSource(fs["source.bin"], 4 * Cluster, seed: 5);
+        using var source = File.OpenHandle(fs["source.bin"]);
+        using var target = File.OpenHandle(fs["target.bin"], FileMode.CreateNew, FileAccess.ReadWrite);
+        using (HostPlatform.WithoutLinuxCalls())
+            Assert.False(ExtentClone.TryClone(source, 0, target, 0, 4 * Cluster, Cluster));
+        Assert.Equal(0, RandomAccess.GetLength(target));
+        // The switch is what refused: with it on, the same call clones.
+        Assert.True(ExtentClone.TryClone(source, 0, target, 0, 4 * Cluster, Cluster));
+    }
+
+    // An aligned clone of whole clusters is refused and leaves the new target empty.
+    private static void AssertNothingCloned(string sourcePath, string targetPath, int seed)
+    {
+        WriteSource(sourcePath, 8 * Cluster, seed);
+        using (var source = File.OpenHandle(sourcePath))
+        using (var target = File.OpenHandle(targetPath, FileMode.CreateNew, FileAccess.ReadWrite))
+            Assert.False(ExtentClone.TryClone(source, 0, target, 0, 4 * Cluster, Cluster));
+        Assert.Equal(0, new FileInfo(targetPath).Length);
+    }
+
+    private static byte[] WriteSource(string path, int length, int seed)
+    {
+        var data = new byte[length];
+        new Random(seed).NextBytes(data);
+        using (SafeFileHandle h = File.OpenHandle(path, FileMode.CreateNew, FileAccess.Write))
+        {
+            RandomAccess.Write(h, data, 0);
+            RandomAccess.FlushToDisk(h);
+        }
+        return data;
+    }
+}
