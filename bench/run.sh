@@ -4,12 +4,14 @@
 #   bash bench/run.sh                 # full size: 16 GiB virtual, 1.5 GiB in imageA, 6 x 250 MiB of changes
 #   bash bench/run.sh --tiny          # CI: a few MiB, one run each; fails only if outputs differ from qemu-img's
 #   bash bench/run.sh --sparse        # sparse chain (~60 MiB of data) at 16 GiB vs 1 TiB virtual
+#   bash bench/run.sh --seed-shape    # the chain shaped like the seed's: 8 GiB virtual, 1 GiB in imageA, 6 x 128 MiB
 #   options: --virtual SIZE --base SIZE --delta SIZE --runs N --seed N --sections LIST --out DIR --keep
 #            --sparse-sizes "16G 1T" --sparse-stock-runs N
 #            --qcow DIR       time the qcow.dll in DIR instead of building src/Qcow.Cli
 #            --baseline DIR   also time the qcow.dll in DIR (an older build) in the same rotation: before/after
 #   --compress-size SIZE   data in the compress section's image (default 256M; 16M with --tiny)
-#   sections (comma separated): chain, export, copy, mem, sparse, compress
+#   sections (comma separated): chain, export, copy, mem, sparse, compress, reflink
+#   reflink: the chain copied onto a loop-mounted XFS (reflink=1) made in the out folder (needs root, xfsprogs)
 # Timing is informational only: nothing here fails on speed. It fails (non-zero) when a layer written by
 # `qcow linearize` or an export by `qcow convert` differs in content from qemu-img's (qemu-img compare), or when
 # `qemu-img check` finds a problem in what qcow wrote.
@@ -27,6 +29,7 @@ while [[ $# -gt 0 ]]; do
     --tiny) virtual=256M; base=8M; delta=2M; wmax=256K; runs=1; sections=chain,export,copy,mem,compress
             mem_base=4M; mem_delta=1M; compress_size=16M; shift ;;
     --sparse) sections=sparse; shift ;;
+    --seed-shape) virtual=8G; base=1G; delta=128M; shift ;;
     --virtual) virtual=$2; shift 2 ;;
     --base) base=$2; shift 2 ;;
     --delta) delta=$2; shift 2 ;;
@@ -41,7 +44,7 @@ while [[ $# -gt 0 ]]; do
     --sparse-sizes) sparse_sizes=$2; shift 2 ;;
     --sparse-stock-runs) sparse_stock_runs=$2; shift 2 ;;
     --compress-size) compress_size=$2; shift 2 ;;
-    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "run.sh: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -151,7 +154,7 @@ linearize_vs_stock() {
 }
 
 chain=$out/chain
-if has chain || has export || has copy; then
+if has chain || has export || has copy || has reflink; then
   gen_chain "$chain" "$virtual" "$base" "$delta" "$seed"
 fi
 
@@ -249,6 +252,74 @@ if has compress; then
     failures=$((failures + 1))
   fi
   [[ $keep == 1 ]] || rm -rf "$cdir"
+fi
+
+if has reflink; then
+  # On a file system that shares extents: qemu-img convert -C (copy offloading) against qcow convert for the export,
+  # and qcow linearize against hashing the sources once (cat | openssl dgst -sha256), all on a loop-mounted XFS.
+  missing=
+  [[ $(id -u) == 0 ]] || missing="needs root to loop-mount a file system"
+  for tool in losetup mkfs.xfs mount umount openssl; do
+    [[ -n $missing ]] || command -v "$tool" >/dev/null || missing="needs $tool (apt-get install -y xfsprogs openssl)"
+  done
+  if [[ -n $missing ]]; then
+    echo "-- reflink: skipped: $missing"
+  else
+    rimg=$out/reflink.img; rmnt=$out/reflink
+    mkdir -p "$rmnt"
+    # Sparse: room for the sources, the outputs in full (when nothing is shared) and the exports.
+    truncate -s $(( $(size_of "$chain"/image?.qcow2) * 4 + (2 << 30) )) "$rimg"
+    rdev=$(losetup --find --show "$rimg")
+    # shellcheck disable=SC2329
+    reflink_cleanup() { umount "$rmnt" 2>/dev/null || umount -l "$rmnt"; losetup -d "$rdev"; rm -f "$rimg"; rmdir "$rmnt"; }
+    trap reflink_cleanup EXIT
+    mkfs.xfs -q -m reflink=1 "$rdev"
+    mount "$rdev" "$rmnt"
+    mkdir -p "$rmnt/chain"
+    cp "$chain"/image?.qcow2 "$rmnt/chain/"
+    sync
+    # Sources in the page cache, as in the other sections.
+    cat "$rmnt"/chain/image?.qcow2 > /dev/null
+    for ((r = 1; r <= runs; r++)); do
+      rm -f "$rmnt/export-qemu.qcow2" "$rmnt/export-qcow.qcow2"; sync
+      echo "-- reflink: qemu-img convert -C -l, run $r/$runs"
+      measure reflink/qemu-img-C -- bash -c 'qemu-img convert -C -O qcow2 -l snapshot.name=sn0 "$0" "$1" && sync' "$rmnt/chain/imageA.qcow2" "$rmnt/export-qemu.qcow2"
+      echo "-- reflink: qcow convert -l, run $r/$runs"
+      measure reflink/qcow-convert -- bash -c 'dotnet "$0" convert -l snapshot.name=sn0 "$1" "$2" && sync' "$qcow_dll" "$rmnt/chain/imageA.qcow2" "$rmnt/export-qcow.qcow2"
+      echo "-- reflink: hash the sources once, run $r/$runs"
+      measure reflink/hash-sources -- bash -c 'cat "$0"/image?.qcow2 | openssl dgst -sha256 >/dev/null' "$rmnt/chain"
+      rm -rf "$rmnt/qcow"; sync
+      echo "-- reflink: qcow linearize, run $r/$runs"
+      measure reflink/qcow-linearize -- bash -c 'dotnet "$0" linearize "$1" "$2" >/dev/null && sync' "$qcow_dll" "$rmnt/chain/imageC.qcow2" "$rmnt/qcow"
+      if [[ -n $baseline ]]; then
+        rm -rf "$rmnt/qcow-baseline"; sync
+        echo "-- reflink: baseline qcow linearize, run $r/$runs"
+        measure reflink/qcow-linearize-baseline -- bash -c 'dotnet "$0" linearize "$1" "$2" >/dev/null && sync' "$baseline" "$rmnt/chain/imageC.qcow2" "$rmnt/qcow-baseline"
+        rm -rf "$rmnt/qcow-baseline"
+      fi
+    done
+    echo -e "reflink/qemu-img-C\t$(size_of "$rmnt/export-qemu.qcow2")" >> "$sizes"
+    echo -e "reflink/qcow-convert\t$(size_of "$rmnt/export-qcow.qcow2")" >> "$sizes"
+    echo -e "reflink/qcow-linearize\t$(size_of "${layers[@]/#/$rmnt/qcow/}")" >> "$sizes"
+    checks=$((checks + 1))
+    if ! qemu-img compare -q -f qcow2 -F qcow2 "$rmnt/export-qcow.qcow2" "$rmnt/export-qemu.qcow2" || ! qemu-img check -q "$rmnt/export-qcow.qcow2" >/dev/null; then
+      echo "FAIL [reflink] qcow convert -l differs from qemu-img convert -C -l, or qemu-img check reports problems" >&2
+      failures=$((failures + 1))
+    fi
+    # Every layer written on XFS is byte for byte the one written on the plain file system of the out folder.
+    rm -rf "$out/reflink-plain"
+    qcow linearize "$rmnt/chain/imageC.qcow2" "$out/reflink-plain" >/dev/null
+    for l in "${layers[@]}" chain.json; do
+      checks=$((checks + 1))
+      if ! cmp -s "$rmnt/qcow/$l" "$out/reflink-plain/$l"; then
+        echo "FAIL [reflink] $l: differs from the same linearize on $(stat -f -c %T "$out")" >&2; failures=$((failures + 1))
+      elif [[ $l != chain.json ]] && ! qemu-img check -q "$rmnt/qcow/$l" >/dev/null; then
+        echo "FAIL [reflink] $l: qemu-img check reports problems" >&2; failures=$((failures + 1))
+      fi
+    done
+    rm -rf "$out/reflink-plain"
+    reflink_cleanup; trap - EXIT
+  fi
 fi
 
 [[ $keep == 1 ]] || rm -rf "$chain"
