@@ -153,13 +153,32 @@ public sealed class QcowImage : IDisposable
     /// <summary>Looks up the L2 entry for guest cluster <paramref name="guestCluster"/> through <paramref name="l1"/>.</summary>
     public L2Entry Lookup(ulong[] l1, long guestCluster)
     {
+        if (L2Table(l1, guestCluster) is { } table) return Entry(table, guestCluster);
+        return guestCluster / Header.L2Entries >= l1.Length ? default : new L2Entry(0, 0, Header.ExtendedL2);
+    }
+
+    /// <summary>
+    /// The L2 table (decoded words) that maps guest cluster <paramref name="guestCluster"/> through
+    /// <paramref name="l1"/>, or null where the L1 entry is zero or past the table. A reader walking guest order takes
+    /// the table once and reads its entries with <see cref="Entry"/>: one cache lookup per table, not per cluster.
+    /// </summary>
+    public ulong[]? L2Table(ulong[] l1, long guestCluster)
+    {
         long l2Index = guestCluster / Header.L2Entries;
-        if (l2Index >= l1.Length) return default;
+        if (l2Index >= l1.Length) return null;
         ulong l2Offset = l1[l2Index] & QcowLimits.OffsetMask;
-        if (l2Offset == 0) return new L2Entry(0, 0, Header.ExtendedL2);
+        if (l2Offset == 0) return null;
         if (_metadata.Value.Owner(l2Offset) is { } owner && owner != MetadataClusters.L2Table)
             throw new QcowFormatException(Path, $"L1 entry {l2Index}", $"L2 table offset 0x{l2Offset:x} lies in the {owner}");
-        var table = _l2Cache.Get(File, l2Offset, Header.ClusterSize);
+        return _l2Cache.Get(File, l2Offset, Header.ClusterSize);
+    }
+
+    /// <summary>
+    /// The entry for guest cluster <paramref name="guestCluster"/> in <paramref name="table"/> (the one
+    /// <see cref="L2Table"/> gave for that cluster), refused naming the guest offset when qemu would refuse it.
+    /// </summary>
+    public L2Entry Entry(ulong[] table, long guestCluster)
+    {
         int i = (int)(guestCluster % Header.L2Entries);
         bool external = NeedsDataFile;
         var entry = Header.ExtendedL2 ? new L2Entry(table[2 * i], table[2 * i + 1], true, external) : new L2Entry(table[i], 0, false, external);
@@ -201,17 +220,6 @@ public sealed class QcowImage : IDisposable
             throw new QcowFormatException(Path, what, $"host offset 0x{host:x} lies past the end of the file ({File.Length} bytes)");
         if (_metadata.Value.Owner(host) is { } owner)
             throw new QcowFormatException(Path, what, $"host offset 0x{host:x} lies in the {owner}");
-    }
-
-    /// <summary>
-    /// The number of guest clusters from <paramref name="guestCluster"/> on that an all-zero L1 entry leaves unmapped
-    /// (0 when the cluster's L2 table exists). Lets views skip whole unallocated L2 ranges at once.
-    /// </summary>
-    public long UnmappedRun(ulong[] l1, long guestCluster)
-    {
-        long l2Index = guestCluster / Header.L2Entries;
-        if (l2Index < l1.Length && (l1[l2Index] & QcowLimits.OffsetMask) != 0) return 0;
-        return Header.L2Entries - guestCluster % Header.L2Entries;
     }
 
     /// <summary>Reads a compressed cluster into <paramref name="cluster"/>, or throws naming the entry.</summary>

@@ -12,6 +12,8 @@ public sealed class QcowView : DiskView
     private readonly int _clusterBits;
     private readonly long _clusterMask;
     private readonly int _subclusterBits;
+    private readonly int _l2Bits;
+    private MappedTable? _lastTable;
 
     /// <summary>Creates the view of <paramref name="image"/> at <paramref name="snapshot"/> (null: current state).</summary>
     public QcowView(QcowImage image, Snapshot? snapshot, DiskView? backing, int depth)
@@ -27,6 +29,7 @@ public sealed class QcowView : DiskView
         _clusterBits = image.Header.ClusterBits;
         _clusterMask = (1L << _clusterBits) - 1;
         _subclusterBits = image.Header.ExtendedL2 ? _clusterBits - 5 : _clusterBits;
+        _l2Bits = System.Numerics.BitOperations.Log2((uint)image.Header.L2Entries);
     }
 
     /// <summary>The image.</summary>
@@ -48,14 +51,14 @@ public sealed class QcowView : DiskView
     protected override Extent GetExtentWithin(long offset, long maxLength)
     {
         long cluster = offset >> _clusterBits;
-        long unmapped = Image.UnmappedRun(_l1, cluster);
-        if (unmapped > 0)
+        var table = TableOf(cluster);
+        if (table.Words is null)
         {
-            long run = Math.Min(maxLength, (unmapped << _clusterBits) - (offset & _clusterMask));
+            long run = Math.Min(maxLength, (UnmappedClusters(cluster) << _clusterBits) - (offset & _clusterMask));
             return FromBacking(offset, run);
         }
 
-        var entry = Image.Lookup(_l1, cluster);
+        var entry = Image.Entry(table.Words, cluster);
         var (kind, host, granuleEnd) = Classify(entry, offset);
         long length = Math.Min(maxLength, granuleEnd - offset);
 
@@ -67,15 +70,16 @@ public sealed class QcowView : DiskView
         while (length < maxLength)
         {
             long c = pos >> _clusterBits;
-            if (Image.UnmappedRun(_l1, c) > 0)
+            if (c >> _l2Bits != table.Index) table = TableOf(c);
+            if (table.Words is null)
             {
                 if (kind != ClusterKind.Unallocated) break;
-                long more = Image.UnmappedRun(_l1, c) << _clusterBits;
+                long more = UnmappedClusters(c) << _clusterBits;
                 length = Math.Min(maxLength, length + more);
                 pos += more;
                 continue;
             }
-            var next = Image.Lookup(_l1, c);
+            var next = Image.Entry(table.Words, c);
             var (k2, h2, end2) = Classify(next, pos);
             // Data runs need contiguous host bytes; so do preallocated zero runs, to keep their offsets exact.
             if (k2 != kind || (host != 0 || h2 != 0) && h2 != host + (ulong)(pos - offset)) break;
@@ -90,6 +94,27 @@ public sealed class QcowView : DiskView
             _ => FromBacking(offset, length, host),
         };
     }
+
+    // Clusters from guestCluster to the end of its L2 table's range, which an unmapped table leaves to the backing view.
+    private long UnmappedClusters(long guestCluster) => (1L << _l2Bits) - (guestCluster & ((1L << _l2Bits) - 1));
+
+    /// <summary>
+    /// The L2 table of guest cluster <paramref name="guestCluster"/>: the last one this view used when it is the same
+    /// (reads walk guest order), so a run of lookups costs one cache lookup per table. Swapped as one reference, so
+    /// parallel readers see either table whole.
+    /// </summary>
+    private MappedTable TableOf(long guestCluster)
+    {
+        long index = guestCluster >> _l2Bits;
+        var last = _lastTable;
+        if (last is not null && last.Index == index) return last;
+        var table = new MappedTable(index, Image.L2Table(_l1, guestCluster));
+        _lastTable = table;
+        return table;
+    }
+
+    /// <summary>An L2 table by its index in the L1 table; null words where the L1 entry maps nothing.</summary>
+    private sealed record MappedTable(long Index, ulong[]? Words);
 
     /// <summary>The state at <paramref name="offset"/>: kind, host offset of that byte, and where the granule ends.</summary>
     private (ClusterKind Kind, ulong Host, long GranuleEnd) Classify(in L2Entry entry, long offset)
