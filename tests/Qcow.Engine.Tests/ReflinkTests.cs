@@ -85,6 +85,41 @@ public class ReflinkTests
         Assert.True(ExtentClone.TryClone(source, 0, target, 0, 4 * Cluster, Cluster));
     }
 
+    [SkippableTheory]
+    [InlineData("xfs", true)]
+    [InlineData("btrfs", true)]
+    [InlineData("ext4", false)]
+    public void Clone_ranges_merge_and_the_rest_is_written(string kind, bool shares)
+    {
+        using var fs = LoopFileSystem.Create(kind);
+        byte[] src = WriteSource(fs["source.bin"], 16 * Cluster, seed: 6);
+        // The output: 2 written clusters, source clusters 5..7 (added one by one), 1 written, source clusters 0..1.
+        byte[] written = new byte[3 * Cluster];
+        new Random(7).NextBytes(written);
+        byte[] data = [.. written.AsSpan(0, 2 * Cluster), .. src.AsSpan(5 * Cluster, 3 * Cluster), .. written.AsSpan(2 * Cluster), .. src.AsSpan(0, 2 * Cluster)];
+        using var source = File.OpenHandle(fs["source.bin"]);
+        var ranges = new CloneRanges();
+        for (int c = 5; c < 8; c++) ranges.Add(source, c * Cluster, (c - 3) * Cluster, Cluster);
+        ranges.Add(source, 0, 6 * Cluster, 2 * Cluster);
+        Assert.Equal(2, ranges.Ranges.Count);
+        Assert.Equal(3L * Cluster, ranges.Ranges[0].Length);
+
+        long cloned = 0, writes = 0;
+        bool off = false;
+        using (var target = File.OpenHandle(fs["target.bin"], FileMode.CreateNew, FileAccess.ReadWrite))
+        {
+            void Write(long at, ReadOnlySpan<byte> bytes) { writes += bytes.Length; RandomAccess.Write(target, bytes, at); }
+            // In two pieces, as an output goes out chunk by chunk: the first range is split between them.
+            cloned += CloneRanges.Apply(target, 0, data.AsSpan(0, 4 * Cluster), ranges.Ranges, Cluster, ref off, Write);
+            cloned += CloneRanges.Apply(target, 4 * Cluster, data.AsSpan(4 * Cluster), ranges.Ranges, Cluster, ref off, Write);
+        }
+        Assert.Equal(data, File.ReadAllBytes(fs["target.bin"]));
+        Assert.Equal(shares ? 5L * Cluster : 0, cloned);
+        Assert.Equal(data.Length - cloned, writes);
+        Assert.Equal(!shares, off);
+        if (shares) Assert.Equal(5L * Cluster, LoopFileSystem.SharedBytes(fs["target.bin"]));
+    }
+
     // An aligned clone of whole clusters is refused and leaves the new target empty.
     private static void AssertNothingCloned(string sourcePath, string targetPath, int seed)
     {

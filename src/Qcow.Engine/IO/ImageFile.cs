@@ -24,6 +24,9 @@ public sealed class ImageFile : IDisposable
     /// <summary>The length of the file when it was opened.</summary>
     public long Length { get; }
 
+    /// <summary>The open handle, for cloning its ranges into an output (<see cref="ExtentClone"/>).</summary>
+    internal SafeFileHandle Handle => _handle;
+
     /// <summary>Bytes read through this handle so far.</summary>
     public long BytesRead => Interlocked.Read(ref _bytesRead);
 
