@@ -26,7 +26,7 @@ sparse_sizes="16G 1T"; sparse_base=30M; sparse_delta=5M; sparse_stock_runs=1
 compress_size=256M
 while [[ $# -gt 0 ]]; do
   case $1 in
-    --tiny) virtual=256M; base=8M; delta=2M; wmax=256K; runs=1; sections=chain,export,copy,mem,compress
+    --tiny) virtual=256M; base=8M; delta=2M; wmax=256K; runs=1; sections=chain,export,copy,mem,compress,reflink
             mem_base=4M; mem_delta=1M; compress_size=16M; shift ;;
     --sparse) sections=sparse; shift ;;
     --seed-shape) virtual=8G; base=1G; delta=128M; shift ;;
