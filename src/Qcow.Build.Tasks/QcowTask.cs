@@ -29,6 +29,7 @@ public abstract class QcowTask : MSTask, ICancelableTask, IIncrementalTask
         string? project = BuildEngine?.ProjectFileOfTaskNode;
         try
         {
+            using var pause = TestPause.Install(Log, CancellationToken);
             ExecuteCore();
         }
         catch (TaskFailure f)
