@@ -57,7 +57,7 @@ public sealed class EndToEndTests(SeedChain seed, PackedSdk sdk) : IClassFixture
         Dotnet.Ok(_dir.Path, "build", proj, "-nodeReuse:false", "-p:QcowClusterSize=4096", $"-bl:{binlog}");
         Assert.True(new FileInfo(binlog).Length > 0);
         var third = SeedChain.Times(outDir);
-        foreach (var l in SeedChain.Layers) Assert.NotEqual(after[l.File], third[l.File]);
+        foreach (var l in SeedStates.All) Assert.NotEqual(after[l.Layer], third[l.Layer]);
         Assert.Contains("\"cluster-size\": 4096", Qemu.Img("info", "--output=json", Path.Combine(outDir, "imageB_sn1.qcow2")).StdOut, StringComparison.Ordinal);
         seed.AssertLayersCorrect(outDir);
 
@@ -102,11 +102,9 @@ public sealed class EndToEndTests(SeedChain seed, PackedSdk sdk) : IClassFixture
         // Building the consumer builds the seed sample through its ProjectReference and flattens its top layer.
         Dotnet.Ok(_dir["samples/consumer"], "build", "consumer.imgproj", "-nodeReuse:false");
         string images = _dir["samples/seed/images"], layers = _dir["samples/seed/bin/Debug"];
-        foreach (var (file, image, snapshot) in SeedChain.Layers)
+        foreach (var (file, image, snapshot) in SeedStates.All)
         {
-            string export = _dir[$"export-{file}"];
-            Qemu.Img([.. new[] { "convert", "-O", "qcow2" }, .. snapshot is null ? Array.Empty<string>() : ["-l", $"snapshot.name={snapshot}"], Path.Combine(images, image), export]);
-            Qemu.AssertIdentical(export, Path.Combine(layers, file));
+            Qemu.AssertIdentical(Qemu.Export(Path.Combine(images, image), snapshot, _dir[$"export-{file}"]), Path.Combine(layers, file));
         }
         Qemu.AssertIdentical(Path.Combine(images, "imageC.qcow2"), _dir["samples/consumer/bin/Debug/imageC-flat.qcow2"]);
 
@@ -144,9 +142,9 @@ public sealed class EndToEndTests(SeedChain seed, PackedSdk sdk) : IClassFixture
             ["base.qcow2"] = _dir["export-base.qcow2"],
             ["top.qcow2"] = _dir["export-top.qcow2"],
         };
-        Qemu.Img("convert", "-O", "qcow2", "-l", "snapshot.name=s0", bas, exports["base_s0.qcow2"]);
-        Qemu.Img("convert", "-O", "qcow2", bas, exports["base.qcow2"]);
-        Qemu.Img("convert", "-O", "qcow2", top, exports["top.qcow2"]);
+        Qemu.Export(bas, "s0", exports["base_s0.qcow2"]);
+        Qemu.Export(bas, null, exports["base.qcow2"]);
+        Qemu.Export(top, null, exports["top.qcow2"]);
         void AssertPresentLayersComplete()
         {
             foreach (var (layer, export) in exports)

@@ -107,7 +107,7 @@ public sealed class ItemTests(SeedChain seed) : IDisposable
             """);
         AssertBuilt(p.Build());
         string release = _dir["exports/release.qcow2"];
-        Assert.True(Qemu.Identical(Export(top, "release/1.0"), release));
+        Assert.True(Qemu.Identical(Qemu.Export(top, "release/1.0", _dir["qemu-release.qcow2"]), release));
         Assert.True(Qemu.Identical(top, _dir["exports/current.qcow2"]));
         Qemu.AssertClean(release);
 
@@ -115,14 +115,6 @@ public sealed class ItemTests(SeedChain seed) : IDisposable
         p.Write("""<ItemGroup><QcowSnapshot Include="images/imageC.qcow2" Snapshot="release/1.0" /></ItemGroup>""");
         AssertOneError(p.Build(), "QCOW0004", p.Path, "OutputFile");
         Assert.False(Directory.Exists(Path.Combine(p.OutDir, "imageC_release")));
-    }
-
-    /// <summary>qemu-img's full export of <paramref name="image"/> at <paramref name="snapshot"/>, beside it.</summary>
-    private string Export(string image, string snapshot)
-    {
-        string path = _dir[$"qemu-export-{Guid.NewGuid():N}.qcow2"];
-        Qemu.Img("convert", "-O", "qcow2", "-l", $"snapshot.name={snapshot}", image, path);
-        return path;
     }
 
     [SkippableFact]

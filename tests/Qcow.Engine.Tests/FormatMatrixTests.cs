@@ -117,11 +117,7 @@ public class FormatMatrixTests
             string ours = dir[$"ours-{state ?? "current"}.qcow2"];
             string theirs = dir[$"ref-{state ?? "current"}.qcow2"];
             ConvertOperation.Run(new ConvertRequest { Source = image, SourceSnapshot = state, Output = ours });
-            var args = new List<string> { "convert", "-O", "qcow2" };
-            if (state is not null) { args.Add("-l"); args.Add($"snapshot.name={state}"); }
-            args.Add(image);
-            args.Add(theirs);
-            Qemu.Img(args.ToArray());
+            Qemu.Export(image, state, theirs);
             Qemu.AssertClean(ours);
             Qemu.AssertIdentical(theirs, ours);
             // Our compare agrees with qemu-img's.
@@ -138,7 +134,7 @@ public class FormatMatrixTests
         var b = new ImageBuilder(dir, seed: 99);
         string image = Build(b, shape);
         string expected = Qemu.Img("map", "--output=json", image).StdOut;
-        var r = QcowCli.Run("map", "--output=json", image);
+        var r = QcowProcess.Run("map", "--output=json", image);
         Assert.Equal(0, r.ExitCode);
         Assert.True(expected == r.StdOut, $"qemu-img map:\n{expected}\nqcow map:\n{r.StdOut}");
     }

@@ -12,30 +12,13 @@ namespace Qcow.Engine.Tests;
 /// </summary>
 public class LinearizeTests
 {
-    internal static readonly (string Image, string? Snapshot, string Layer)[] SeedStates =
-    [
-        ("imageA.qcow2", "sn0", "imageA_sn0.qcow2"),
-        ("imageA.qcow2", null, "imageA.qcow2"),
-        ("imageB.qcow2", "sn0", "imageB_sn0.qcow2"),
-        ("imageB.qcow2", "sn1", "imageB_sn1.qcow2"),
-        ("imageB.qcow2", null, "imageB.qcow2"),
-        ("imageC.qcow2", "sn0", "imageC_sn0.qcow2"),
-        ("imageC.qcow2", null, "imageC.qcow2"),
-    ];
+    private static IReadOnlyList<SeedState> SeedStates => Infrastructure.SeedStates.All;
 
     /// <summary>qemu-img's full export of a source state.</summary>
     internal static string Export(TempDir dir, string image, string? snapshot)
     {
         string output = dir[$"ref-{Path.GetFileNameWithoutExtension(image)}-{snapshot ?? "current"}.qcow2"];
-        if (!File.Exists(output))
-        {
-            var args = new List<string> { "convert", "-O", "qcow2" };
-            if (snapshot is not null) { args.Add("-l"); args.Add($"snapshot.name={snapshot}"); }
-            args.Add(dir[image]);
-            args.Add(output);
-            Qemu.Img(args.ToArray());
-        }
-        return output;
+        return File.Exists(output) ? output : Qemu.Export(dir[image], snapshot, output);
     }
 
     [SkippableFact]
@@ -57,14 +40,14 @@ public class LinearizeTests
         var partial = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, OnlyImages = onlyTop });
         Assert.Null(partial.Layers[0].Stats);
         Assert.Equal(full.Layers[0].Sha256, partial.Layers[0].Sha256);
-        Assert.NotEqual(WriterTests.Sha(kept), partial.Layers[0].Sha256);
+        Assert.NotEqual(FileHash.Sha256(kept), partial.Layers[0].Sha256);
         Assert.NotNull(partial.Layers[^1].Stats);
-        Assert.Equal(WriterTests.Sha(Path.Combine(outDir, SeedStates[^1].Layer)), partial.Layers[^1].Sha256);
+        Assert.Equal(FileHash.Sha256(Path.Combine(outDir, SeedStates[^1].Layer)), partial.Layers[^1].Sha256);
 
         // Written after chain.json: hashed again.
         File.SetLastWriteTimeUtc(kept, DateTime.UtcNow.AddMinutes(5));
         var again = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, OnlyImages = onlyTop });
-        Assert.Equal(WriterTests.Sha(kept), again.Layers[0].Sha256);
+        Assert.Equal(FileHash.Sha256(kept), again.Layers[0].Sha256);
 
         // A damaged chain.json is not trusted either (the layer changed again, with its old time).
         bytes = File.ReadAllBytes(kept);
@@ -73,7 +56,7 @@ public class LinearizeTests
         File.SetLastWriteTimeUtc(kept, keptTime);
         File.WriteAllText(Path.Combine(outDir, Linearizer.ChainJsonName), "{");
         var noManifest = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, OnlyImages = onlyTop });
-        Assert.Equal(WriterTests.Sha(kept), noManifest.Layers[0].Sha256);
+        Assert.Equal(FileHash.Sha256(kept), noManifest.Layers[0].Sha256);
     }
 
     [SkippableFact]
@@ -82,14 +65,14 @@ public class LinearizeTests
         Qemu.Require();
         using var dir = new TempDir("lin");
         string top = new ImageBuilder(dir, seed: 2013).SeedChain("64M");
-        var sources = Directory.GetFiles(dir.Path).ToDictionary(f => f, WriterTests.Sha);
+        var sources = Directory.GetFiles(dir.Path).ToDictionary(f => f, FileHash.Sha256);
         string outDir = dir["out"];
         var result = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir });
 
         Assert.Equal(SeedStates.Select(s => s.Layer), result.Layers.Select(l => l.Layer.FileName));
-        for (int i = 0; i < SeedStates.Length; i++)
+        for (int i = 0; i < SeedStates.Count; i++)
         {
-            var (image, snapshot, layer) = SeedStates[i];
+            var (layer, image, snapshot) = SeedStates[i];
             string path = Path.Combine(outDir, layer);
             Qemu.AssertClean(path);
             Qemu.AssertIdentical(Export(dir, image, snapshot), path);
@@ -108,11 +91,11 @@ public class LinearizeTests
             Assert.Equal(SeedStates[i].Image, l.GetProperty("sourceImage").GetString());
             Assert.Equal(SeedStates[i].Snapshot, l.GetProperty("snapshot").GetString());
             Assert.Equal(64L << 20, l.GetProperty("virtualSize").GetInt64());
-            Assert.Equal(WriterTests.Sha(Path.Combine(outDir, SeedStates[i].Layer)), l.GetProperty("sha256").GetString());
+            Assert.Equal(FileHash.Sha256(Path.Combine(outDir, SeedStates[i].Layer)), l.GetProperty("sha256").GetString());
         }
 
         // Sources are never modified.
-        foreach (var (f, h) in sources) Assert.Equal(h, WriterTests.Sha(f));
+        foreach (var (f, h) in sources) Assert.Equal(h, FileHash.Sha256(f));
     }
 
     [SkippableFact]
@@ -128,9 +111,9 @@ public class LinearizeTests
         string stock = dir["stock"];
         Directory.CreateDirectory(stock);
         long stockTotal = 0;
-        for (int i = 0; i < SeedStates.Length; i++)
+        for (int i = 0; i < SeedStates.Count; i++)
         {
-            var (image, snapshot, layer) = SeedStates[i];
+            var (layer, image, snapshot) = SeedStates[i];
             string full = Export(dir, image, snapshot);
             string path = Path.Combine(stock, layer);
             if (i == 0) File.Copy(full, path);
@@ -197,7 +180,7 @@ public class LinearizeTests
         var two = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = Path.Combine(dir["two"], "nested") });
         Assert.Equal(one.Layers.Select(l => l.Sha256), two.Layers.Select(l => l.Sha256));
         foreach (var (x, y) in one.Layers.Zip(two.Layers))
-            Assert.Equal(WriterTests.Sha(x.Path), WriterTests.Sha(y.Path));
+            Assert.Equal(FileHash.Sha256(x.Path), FileHash.Sha256(y.Path));
         Assert.Equal(File.ReadAllText(one.ChainJsonPath), File.ReadAllText(two.ChainJsonPath));
     }
 
@@ -228,7 +211,7 @@ public class LinearizeTests
         var clash = Assert.Throws<QcowException>(() => Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir.Path }));
         Assert.Contains("never modified", clash.Message);
 
-        var cli = QcowCli.Run("linearize", "--snapshots", "nosuch", top, dir["o2"]);
+        var cli = QcowProcess.Run("linearize", "--snapshots", "nosuch", top, dir["o2"]);
         Assert.NotEqual(0, cli.ExitCode);
         Assert.StartsWith("qcow: ", cli.StdErr);
         Assert.Single(cli.StdErr.TrimEnd().Split('\n'));

@@ -136,6 +136,6 @@ public class PlatformFallbackTests
         Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, Options = options });
         ConvertOperation.Run(new ConvertRequest { Source = top, SourceSnapshot = "sn0", Output = Path.Combine(outDir, "export.raw"), OutputFormat = "raw" });
         ConvertOperation.Run(new ConvertRequest { Source = top, SourceSnapshot = "sn0", Output = Path.Combine(outDir, "export.qcow2"), Options = options, ComputeSha256 = true });
-        return Directory.GetFiles(outDir).ToDictionary(f => Path.GetFileName(f), f => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(f))));
+        return Directory.GetFiles(outDir).ToDictionary(f => Path.GetFileName(f), FileHash.Sha256);
     }
 }

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Qcow.Engine.Chain;
 using Qcow.Engine.Operations;
 using Qcow.Engine.Views;
@@ -123,9 +122,6 @@ public static class Exerciser
         }
         return all;
     }
-
-    /// <summary>SHA-256 of a file, to show sources are never modified.</summary>
-    public static string Hash(string path) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(path)));
 
     private static string Probe(string path)
     {

@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace Qcow.Oci.Tests.Support;
 
 /// <summary>
@@ -25,32 +23,4 @@ public static class Tools
     public static string? Find(string name) =>
         (Environment.GetEnvironmentVariable("PATH") ?? "").Split(Path.PathSeparator)
             .Select(d => Path.Combine(d, name)).FirstOrDefault(File.Exists);
-
-    /// <summary>Runs a program (no shell) with extra environment variables; returns exit code and output.</summary>
-    public static ProcessResult Run(string exe, IEnumerable<string> args, IReadOnlyDictionary<string, string?>? environment = null)
-    {
-        var psi = new ProcessStartInfo(exe) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        foreach (var (k, v) in environment ?? new Dictionary<string, string?>()) psi.Environment[k] = v;
-        using var p = Process.Start(psi)!;
-        var stdout = p.StandardOutput.ReadToEndAsync();
-        var stderr = p.StandardError.ReadToEndAsync();
-        if (!p.WaitForExit(TimeSpan.FromMinutes(5)))
-        {
-            p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"{exe} {string.Join(' ', args)} did not finish in 5 minutes");
-        }
-        return new ProcessResult(p.ExitCode, stdout.Result, stderr.Result);
-    }
-
-    /// <summary>Runs the built <c>qcow</c> CLI as a user would.</summary>
-    public static ProcessResult Qcow(IReadOnlyDictionary<string, string?>? environment, params string[] args) =>
-        Run("dotnet", [Path.Combine(AppContext.BaseDirectory, "qcow.dll"), .. args], environment);
-}
-
-/// <summary>Exit code and output of a child process.</summary>
-public sealed record ProcessResult(int ExitCode, string StdOut, string StdErr)
-{
-    /// <inheritdoc />
-    public override string ToString() => $"exit {ExitCode}\nstdout: {StdOut}\nstderr: {StdErr}";
 }
