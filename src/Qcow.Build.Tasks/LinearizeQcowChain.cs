@@ -1,6 +1,7 @@
 using System.Globalization;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
+using Qcow.Engine.Chain;
 using Qcow.Engine.Operations;
 
 namespace Qcow.Build.Tasks;
@@ -66,7 +67,7 @@ public sealed class LinearizeQcowChain : QcowTask
 
         if (FailIfNotIncremental)
         {
-            foreach (var s in Rebuild is null ? [Path.Combine(outDir, Linearizer.ChainJsonName)] : stale)
+            foreach (var s in Rebuild is null ? [Path.Combine(outDir, ChainManifest.FileName)] : stale)
                 Error(Codes.NotUpToDate, s, "output is out of date; a build would write it");
             return;
         }

@@ -209,7 +209,7 @@ public sealed class ResolveQcowInputs : QcowTask
         // Ids and stamp texts use paths relative to the project: a copy of the project folder has the same stamps.
         string chainId = Stamp.Id($"{Relative(top)}\n{Relative(outDir)}");
         string stampDir = Path.Combine(Full(StampDirectory), $"{Path.GetFileNameWithoutExtension(top)}-{chainId}");
-        string chainJson = Path.Combine(outDir, Linearizer.ChainJsonName);
+        string chainJson = Path.Combine(outDir, ChainManifest.FileName);
 
         var resolved = new TaskItem(top);
         item.CopyMetadataTo(resolved);
@@ -248,7 +248,7 @@ public sealed class ResolveQcowInputs : QcowTask
         var manifest = NewStamp(chainJson).Add("common", common)
             .Add("layers", string.Join(";", plan.Layers.Select(l => l.FileName)))
             .Files(plan.InputFiles, _hashes, CancellationToken);
-        var m = Pending(Path.Combine(stampDir, Linearizer.ChainJsonName + ".stamp"), manifest, chainJson);
+        var m = Pending(Path.Combine(stampDir, ChainManifest.FileName + ".stamp"), manifest, chainJson);
         ChainMetadata(m, ItemMetadata.KindManifest, chainJson, chainId, top);
         work.Add(m);
     }
