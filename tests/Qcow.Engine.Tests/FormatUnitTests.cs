@@ -153,14 +153,14 @@ public class FormatUnitTests
     [InlineData("{image}.{snapshot}.qcow2", "s1", "imageA.s1.qcow2")]
     [InlineData("v1-{image}-{snapshot}", null, "v1-imageA.qcow2")]
     public void Layer_names_follow_the_pattern(string pattern, string? snapshot, string expected) =>
-        Assert.Equal(expected, Linearizer.LayerName(pattern, "imageA", snapshot, "imageA.qcow2"));
+        Assert.Equal(expected, ChainPlanner.LayerName(pattern, "imageA", snapshot, "imageA.qcow2"));
 
     [Theory]
     [InlineData("{snapshot}")]
     [InlineData("{image}")]
     [InlineData("../{image}_{snapshot}")]
     public void Layer_name_patterns_that_clash_or_escape_are_refused(string pattern) =>
-        Assert.Throws<QcowException>(() => Linearizer.LayerName(pattern, "imageA", "sn0", "imageA.qcow2"));
+        Assert.Throws<QcowException>(() => ChainPlanner.LayerName(pattern, "imageA", "sn0", "imageA.qcow2"));
 
     [SkippableFact]
     public void Opened_files_report_the_real_path_the_kernel_opened()

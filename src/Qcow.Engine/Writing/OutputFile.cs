@@ -1,4 +1,4 @@
-using System.Security.Cryptography;
+using Qcow.Engine.IO;
 
 namespace Qcow.Engine.Writing;
 
@@ -69,7 +69,7 @@ public sealed class OutputFile : IDisposable
                 var sync = Task.Run(() => RandomAccess.FlushToDisk(handle));
                 try
                 {
-                    sha = HashFile(handle);
+                    sha = FileHash.Sha256(handle).Sha256;
                 }
                 finally
                 {
@@ -90,31 +90,6 @@ public sealed class OutputFile : IDisposable
             throw new QcowException(TargetPath, $"cannot write output: {e.Message}");
         }
     }
-
-    /// <summary>SHA-256 (hex) of the whole file behind <paramref name="handle"/>, read with large positional reads.</summary>
-    internal static string HashFile(Microsoft.Win32.SafeHandles.SafeFileHandle handle)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(HashBlock);
-        try
-        {
-            long offset = 0;
-            while (true)
-            {
-                int n = RandomAccess.Read(handle, buffer.AsSpan(0, HashBlock), offset);
-                if (n <= 0) break;
-                hash.AppendData(buffer, 0, n);
-                offset += n;
-            }
-        }
-        finally
-        {
-            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-        }
-        return Convert.ToHexStringLower(hash.GetHashAndReset());
-    }
-
-    private const int HashBlock = 1 << 20;
 
     /// <summary>Removes the temporary file unless it was committed.</summary>
     public void Dispose()
