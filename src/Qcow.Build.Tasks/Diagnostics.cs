@@ -21,6 +21,10 @@ public static class Codes
     public const string IoError = "QCOW0008";
     /// <summary>A chain.json cannot be read.</summary>
     public const string ManifestUnreadable = "QCOW0009";
+    /// <summary>Pushing to the registry failed: bad reference, unreachable or refusing registry, a layer that changed.</summary>
+    public const string PushFailed = "QCOW0010";
     /// <summary>Warning from the engine about an input (e.g. a backing format that had to be probed).</summary>
     public const string EngineWarning = "QCOW0100";
+    /// <summary>Warning: a single export (QcowSnapshot) is not a chain and is not pushed to the registry.</summary>
+    public const string ExportNotPushed = "QCOW0101";
 }

@@ -18,7 +18,7 @@ internal static class CheckCommand
             CheckResult result;
             try
             {
-                result = CheckOperation.Run(r.GetValue(image)!);
+                result = CheckOperation.Run(r.GetValue(image)!, w => Console.Error.WriteLine($"qcow: warning: {w}"));
             }
             catch (QcowException e)
             {

@@ -40,6 +40,7 @@ internal static class InfoCommand
         w.WriteLine($"virtual size: {Formats.Size(info.VirtualSize)} ({info.VirtualSize} bytes)");
         w.WriteLine($"disk size: {Formats.Size(info.ActualSize)}");
         if (info.ClusterSize is { } cs) w.WriteLine($"cluster_size: {cs}");
+        if (info.Encrypted) w.WriteLine("encrypted: yes");
         if (info.BackingFilename is { } b)
         {
             w.WriteLine(info.FullBackingFilename is { } full && full != b ? $"backing file: {b} (actual path: {full})" : $"backing file: {b}");
@@ -49,6 +50,8 @@ internal static class InfoCommand
         {
             w.WriteLine("Snapshot list:");
             w.Write(Formats.SnapshotTable(info.Snapshots));
+            foreach (var s in info.Snapshots.Where(s => !s.IsIntact))
+                w.WriteLine($"Damaged snapshot table entry {s.Index} (id {s.Id}, '{s.Name}'): {s.ProblemField}: {s.Problem}; it cannot be read");
         }
         if (info.Header is { } h)
         {
@@ -58,7 +61,7 @@ internal static class InfoCommand
             if (h.Version >= 3) w.WriteLine($"    lazy refcounts: {((h.CompatibleFeatures & Engine.Format.CompatibleFeatures.LazyRefcounts) != 0 ? "true" : "false")}");
             w.WriteLine($"    refcount bits: {h.RefcountBits}");
             if (info.DataFile is { } df) w.WriteLine($"    data file: {df}");
-            w.WriteLine("    corrupt: false");
+            w.WriteLine($"    corrupt: {(info.Corrupt ? "true" : "false")}");
             w.WriteLine($"    extended l2: {(h.ExtendedL2 ? "true" : "false")}");
         }
         return w.ToString();
@@ -94,6 +97,8 @@ internal static class InfoCommand
                 j.WriteString("id", s.Id);
                 j.WriteNumber("vm-state-size", s.VmStateSize);
                 if (s.DiskSize is { } ds) j.WriteNumber("disk-size", ds);
+                // Not in qemu's schema: what makes a damaged entry unreadable.
+                if (!s.IsIntact) j.WriteString("damaged", $"{s.ProblemField}: {s.Problem}");
                 j.WriteEndObject();
             }
             j.WriteEndArray();
@@ -103,6 +108,7 @@ internal static class InfoCommand
         if (info.ClusterSize is { } cs) j.WriteNumber("cluster-size", cs);
         j.WriteString("format", info.Format);
         j.WriteNumber("actual-size", info.ActualSize);
+        if (info.Encrypted) j.WriteBoolean("encrypted", true);
         if (info.BackingFilename is { } b)
         {
             j.WriteString("backing-filename", b);
@@ -119,7 +125,7 @@ internal static class InfoCommand
             if (h.Version >= 3) j.WriteBoolean("lazy-refcounts", (h.CompatibleFeatures & Engine.Format.CompatibleFeatures.LazyRefcounts) != 0);
             j.WriteNumber("refcount-bits", h.RefcountBits);
             if (info.DataFile is { } df) j.WriteString("data-file", df);
-            j.WriteBoolean("corrupt", false);
+            j.WriteBoolean("corrupt", info.Corrupt);
             j.WriteBoolean("extended-l2", h.ExtendedL2);
             j.WriteEndObject();
             j.WriteEndObject();

@@ -1,7 +1,11 @@
+using System.Net;
+using System.Net.Sockets;
+using Async = System.Threading.Tasks;
 using Microsoft.Build.Utilities;
 using Qcow.Build.Tasks;
 using Qcow.Build.Tests.Support;
 using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Oci.Tests.Support;
 
 namespace Qcow.Build.Tests;
 
@@ -82,6 +86,40 @@ public sealed class CancellationTests : IDisposable
         Assert.Equal("QCOW0007", Assert.Single(engine.Errors).Code);
         Assert.False(Directory.Exists(_dir["obj"]));
         Assert.False(Directory.Exists(_dir["out"]));
+    }
+
+    [Fact]
+    public async Async.Task PushQcowChain_cancelled_while_the_registry_keeps_it_waiting_stops_with_QCOW0007_naming_the_reference()
+    {
+        string chainJson = Path.Combine(Chains.Synthetic(_dir["chain"], seed: 3, 4096, 8192), "chain.json");
+        // A "registry" that accepts the connection and never answers: only a cancel ends the push before its timeout.
+        var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        try
+        {
+            int port = ((IPEndPoint)listener.LocalEndpoint).Port;
+            var engine = new FakeBuildEngine(_dir["p.imgproj"]);
+            var chain = new TaskItem(chainJson);
+            chain.SetMetadata("ChainJson", chainJson);
+            var task = new PushQcowChain { BuildEngine = engine, ProjectName = "p", Registry = $"127.0.0.1:{port}", Repository = "vm", Tags = ["v1"], Chains = [chain] };
+            var run = Async.Task.Run(task.Execute);
+
+            // The bounds only keep a broken build from hanging the run; nothing here depends on timing.
+            var accept = listener.AcceptTcpClientAsync();
+            var first = await Async.Task.WhenAny(accept, run).WaitAsync(TimeSpan.FromMinutes(2));
+            Assert.True(first == accept, "the push ended before it connected: " + string.Join("; ", engine.Errors.Select(e => e.Message)));
+            using var connection = await accept;
+            task.Cancel();
+
+            Assert.False(await run.WaitAsync(TimeSpan.FromMinutes(2)));
+            var error = Assert.Single(engine.Errors);
+            Assert.Equal("QCOW0007", error.Code);
+            Assert.Equal($"127.0.0.1:{port}/vm:v1", error.File);
+        }
+        finally
+        {
+            listener.Stop();
+        }
     }
 
     public void Dispose() => _dir.Dispose();

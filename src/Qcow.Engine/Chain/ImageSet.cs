@@ -107,9 +107,12 @@ public sealed class ImageSet : IDisposable
                 "raw" => new ChainLink { Path = path, Format = "raw", RawFile = file },
                 _ => throw new QcowException(namedBy ?? path, $"backing format '{format}' of {path} is not supported (qcow2 and raw are)"),
             };
-            if (link.Image is { NeedsDataFile: true } image)
+            if (link.Image is { IsMarkedCorrupt: true })
+                Policy.Warning?.Invoke($"{path}: the corrupt bit is set (qemu found this image damaged); it is read read-only, as qemu does; 'qemu-img check -r all' can repair it");
+            // Without a recorded name there is nothing to attach; reading guest data is refused later (EnsureDataReadable).
+            if (link.Image is { NeedsDataFile: true } image && image.Extensions.ExternalDataFile is not null)
             {
-                string dataPath = ResolveNamedFile(path, image.Extensions.ExternalDataFile!, "external data file", [link]);
+                string dataPath = ResolveNamedFile(path, image.Extensions.ExternalDataFile, "external data file", [link]);
                 var dataFile = ImageFile.Open(dataPath);
                 try
                 {

@@ -19,13 +19,15 @@ public static class ClusterCompression
         {
             return type == CompressionType.Zstd ? ZstdCodec.Decompress(stream, cluster) : InflateRaw(stream, cluster);
         }
-        catch (InvalidDataException e)
+        // In our words: the runtime's texts ("The archive entry was compressed using an unsupported compression
+        // method") speak of archives, not of a cluster's stream.
+        catch (InvalidDataException)
         {
-            return $"corrupt {Name(type)} stream ({e.Message})";
+            return $"corrupt {Name(type)} stream (not valid {(type == CompressionType.Zstd ? "zstd" : "raw deflate")} data)";
         }
         catch (Exception e) when (e is ZstdSharp.ZstdException or IOException or ArgumentException)
         {
-            return $"corrupt {Name(type)} stream ({e.Message})";
+            return $"corrupt {Name(type)} stream (not valid {(type == CompressionType.Zstd ? "zstd" : "raw deflate")} data)";
         }
     }
 

@@ -54,20 +54,22 @@ public sealed class HeaderExtensions
         var names = new List<FeatureName>();
         var unknown = new List<uint>();
         int at = (int)header.HeaderLength;
-        int limit = firstCluster.Length;
-        // The backing file name, when present, ends the extension area in practice.
-        if (header.BackingFileOffset != 0 && (int)header.BackingFileOffset < limit && (int)header.BackingFileOffset >= at)
-            limit = (int)header.BackingFileOffset;
+        // As qemu: the extension area ends at the backing file name when there is one, else at the end of the first
+        // cluster; an extension (its type and length too) that does not fit before that end refuses the image.
+        // (A backing_file_offset past the first cluster is refused by QcowHeader.Validate.)
+        long end = header.BackingFileOffset != 0 ? (long)Math.Min(header.BackingFileOffset, (ulong)header.ClusterSize) : header.ClusterSize;
+        string endName = header.BackingFileOffset != 0 ? $"backing_file_offset ({end})" : "the end of the first cluster";
         var utf8 = new UTF8Encoding(false, true);
         int count = 0;
-        while (at + 8 <= limit)
+        while (at < end)
         {
-            uint type = BigEndian.U32(firstCluster, at);
-            uint length = BigEndian.U32(firstCluster, at + 4);
+            // The first cluster is read whole: past the end of a short file it is zeros (an end marker), as in qemu.
+            uint type = at + 4 <= firstCluster.Length ? BigEndian.U32(firstCluster, at) : 0;
+            uint length = at + 8 <= firstCluster.Length ? BigEndian.U32(firstCluster, at + 4) : 0;
             // qemu checks the length before the type, the end marker's too ("Header extension too large").
             long dataEnd = (long)at + 8 + length;
-            if (dataEnd > limit)
-                throw new QcowFormatException(path, $"header extension 0x{type:x8}", $"length {length} runs past the end of the first cluster");
+            if (dataEnd > end)
+                throw new QcowFormatException(path, $"header extension 0x{type:x8}", $"length {length} at offset {at} runs past {endName}");
             if (type == EndMarker) { at += 8; break; }
             if (++count > 4096)
                 throw new QcowFormatException(path, "header extension", "too many header extensions");
@@ -114,7 +116,7 @@ public sealed class HeaderExtensions
         }
         ext.FeatureNames = names;
         ext.UnknownTypes = unknown;
-        ext.EndOffset = Math.Min(at, limit);
+        ext.EndOffset = (int)Math.Min(at, Math.Min(end, firstCluster.Length));
         return ext;
     }
 

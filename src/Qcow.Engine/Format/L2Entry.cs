@@ -94,21 +94,16 @@ public readonly struct L2Entry
     }
 
     /// <summary>
-    /// Returns why qemu would call this entry invalid, or null when it is fine. <paramref name="version"/> is the
-    /// image version (the zero flag needs v3).
+    /// Returns why qemu would refuse to read through this entry, or null when it reads it. <paramref name="version"/>
+    /// is the image version (the zero flag needs v3). Reserved bits, and a bitmap on a compressed cluster, qemu reads
+    /// through (check counts them); so do we.
     /// </summary>
     public string? Problem(int version, int clusterSize)
     {
-        if (IsCompressed)
-        {
-            if (Extended && Bitmap != 0) return "compressed cluster with a non-zero subcluster bitmap";
-            return null;
-        }
-        if ((Word & ReservedMask) != 0) return $"reserved bits set (0x{Word & ReservedMask:x})";
+        if (IsCompressed) return null;
         if (!Extended && (Word & ZeroFlag) != 0 && version < 3) return "zero flag in a version 2 image";
         if (Extended)
         {
-            if ((Word & ZeroFlag) != 0) return "bit 0 is reserved with extended L2 entries";
             uint alloc = (uint)Bitmap, zero = (uint)(Bitmap >> 32);
             if ((alloc & zero) != 0) return "subcluster both allocated and zero";
             if (HostOffset == 0 && alloc != 0) return "allocated subclusters on an unallocated cluster";

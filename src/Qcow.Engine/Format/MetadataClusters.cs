@@ -12,7 +12,7 @@ namespace Qcow.Engine.Format;
 internal sealed class MetadataClusters
 {
     /// <summary>What <see cref="Owner"/> returns for an L2 table cluster.</summary>
-    public const string L2Table = "an L2 table";
+    public const string L2Table = "L2 table";
 
     private readonly Dictionary<long, string> _owners = new();
     private readonly int _clusterBits;
@@ -20,7 +20,7 @@ internal sealed class MetadataClusters
     private MetadataClusters(int clusterBits) => _clusterBits = clusterBits;
 
     /// <summary>Collects the metadata clusters of <paramref name="image"/> (its tables were range-checked on open).</summary>
-    public static MetadataClusters Of(QcowImage image, long snapshotTableLength)
+    public static MetadataClusters Of(QcowImage image)
     {
         var h = image.Header;
         var file = image.File;
@@ -30,16 +30,18 @@ internal sealed class MetadataClusters
         long rtLength = h.RefcountTableClusters * cs;
         map.Add((long)h.RefcountTableOffset, rtLength, "refcount table");
         var table = new byte[rtLength];
-        file.ReadExactly((long)h.RefcountTableOffset, table, "refcount table");
+        PastEnd.ReadZeroFilled(file, (long)h.RefcountTableOffset, table);
         for (int i = 0; i < table.Length; i += 8)
         {
             ulong block = BigEndian.U64(table, i) & QcowLimits.OffsetMask;
             if (block != 0 && block % (ulong)cs == 0 && block < (ulong)file.Length) map.Add((long)block, cs, "refcount block");
         }
-        if (h.NbSnapshots > 0) map.Add((long)h.SnapshotsOffset, snapshotTableLength, "snapshot table");
+        // Entry by entry: the name of a damaged entry may run over other structures, so only its fixed part counts.
+        foreach (var s in image.Snapshots)
+            map.Add(s.EntryOffset, s.HasDamagedName ? 40 : s.EntryLength, "snapshot table");
         var l2Tables = new List<ulong>();
         map.AddL1(file, h.L1TableOffset, h.L1Size, "active L1 table", l2Tables);
-        foreach (var s in image.Snapshots)
+        foreach (var s in image.Snapshots.Where(s => s.IsIntact))
             map.AddL1(file, s.L1TableOffset, s.L1Size, $"L1 table of snapshot '{s.Name}'", l2Tables);
         // L2 tables last: where one overlaps another structure, the other structure's name is the useful one.
         foreach (var l2 in l2Tables) map._owners.TryAdd((long)l2 >> map._clusterBits, L2Table);
@@ -60,7 +62,7 @@ internal sealed class MetadataClusters
         if (size == 0) return;
         Add((long)offset, size * 8L, what);
         var bytes = new byte[size * 8L];
-        file.ReadExactly((long)offset, bytes, what);
+        PastEnd.ReadZeroFilled(file, (long)offset, bytes);
         long cs = 1L << _clusterBits;
         for (int i = 0; i < bytes.Length; i += 8)
         {

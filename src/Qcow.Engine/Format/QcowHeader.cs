@@ -27,6 +27,8 @@ public sealed class QcowHeader
     public int ClusterBits { get; init; }
     /// <summary>Virtual disk size in bytes.</summary>
     public ulong Size { get; init; }
+    /// <summary>The size field as stored (qemu checks the L1 table against it before rounding).</summary>
+    internal ulong SizeField { get; init; }
     /// <summary>0 none, 1 AES, 2 LUKS.</summary>
     public uint CryptMethod { get; init; }
     /// <summary>Entries in the active L1 table.</summary>
@@ -95,6 +97,7 @@ public sealed class QcowHeader
             // qemu keeps the virtual size in 512-byte sectors, rounded down (bs->total_sectors): a size that is not
             // a multiple of 512 (qemu never writes one) reads as the shorter disk there too.
             Size = BigEndian.U64(head, 24) & ~511UL,
+            SizeField = BigEndian.U64(head, 24),
             CryptMethod = BigEndian.U32(head, 32),
             L1Size = BigEndian.U32(head, 36),
             L1TableOffset = BigEndian.U64(head, 40),
@@ -112,8 +115,9 @@ public sealed class QcowHeader
             h.AutoclearFeatures = BigEndian.U64(head, 88);
             h.RefcountOrder = BigEndian.U32(head, 96);
             h.HeaderLength = BigEndian.U32(head, 100);
-            if (h.HeaderLength < V3MinLength || h.HeaderLength % 8 != 0 || h.HeaderLength > clusterSize)
-                throw new QcowFormatException(path, "header_length", $"{h.HeaderLength} must be at least 104, a multiple of 8 and within the first cluster ({clusterSize} bytes)");
+            // As qemu 7.2: at least 104 and inside the first cluster; any length in between (105 too) is accepted.
+            if (h.HeaderLength < V3MinLength || h.HeaderLength > clusterSize)
+                throw new QcowFormatException(path, "header_length", $"{h.HeaderLength} must be at least 104 and within the first cluster ({clusterSize} bytes)");
             if (h.HeaderLength > V3MinLength && head.Length > V3MinLength)
                 h.CompressionTypeByte = head[104];
         }
@@ -123,16 +127,18 @@ public sealed class QcowHeader
             h.HeaderLength = V2Length;
         }
 
-        firstCluster = new byte[Math.Min(clusterSize, file.Length)];
-        file.ReadExactly(0, firstCluster, "header");
+        // Whole, zero-filled past the end of a short file, as qemu reads it.
+        firstCluster = new byte[clusterSize];
+        PastEnd.ReadZeroFilled(file, 0, firstCluster);
         return h.Build();
     }
 
     /// <summary>
     /// Checks every field against the file and qemu's limits. <paramref name="featureName"/> names unknown feature
-    /// bits from the image's own feature name table, when it has one.
+    /// bits from the image's own feature name table, when it has one; <paramref name="forCheck"/> opens as
+    /// qemu-img check does (an image without a refcount table can be checked).
     /// </summary>
-    internal void Validate(ImageFile file, Func<int, string?> featureName)
+    internal void Validate(ImageFile file, Func<int, string?> featureName, bool forCheck = false)
     {
         string path = file.Path;
         long fileLength = file.Length;
@@ -145,10 +151,10 @@ public sealed class QcowHeader
             string name = featureName(bit) is { } n ? $"'{n}' (bit {bit})" : $"bit {bit}";
             throw new QcowFormatException(path, "incompatible_features", $"unknown incompatible feature {name}: this image needs a newer tool");
         }
-        if ((IncompatibleFeatures & IncompatibleFeatures.Corrupt) != 0)
-            throw new QcowFormatException(path, "incompatible_features", "the corrupt bit is set: qemu found this image damaged; repair it with 'qemu-img check -r all' first");
-        if (CryptMethod != 0)
-            throw new QcowFormatException(path, "crypt_method", $"encrypted images are not supported (crypt_method {CryptMethod}: {(CryptMethod == 1 ? "AES" : CryptMethod == 2 ? "LUKS" : "unknown")})");
+        // The corrupt bit and encryption are no reason to refuse opening (qemu opens both read-only, and info and
+        // check work); reading guest data of an encrypted image is refused later (QcowImage.ReadRefusal).
+        if (CryptMethod > 2)
+            throw new QcowFormatException(path, "crypt_method", $"unknown encryption method {CryptMethod}");
         if (RefcountOrder > QcowLimits.MaxRefcountOrder)
             throw new QcowFormatException(path, "refcount_order", $"{RefcountOrder} is larger than 6 (64-bit refcounts)");
         if (CompressionType != CompressionType.Deflate && CompressionType != CompressionType.Zstd)
@@ -175,33 +181,34 @@ public sealed class QcowHeader
 
         // The L1 table must map the whole virtual disk and stay within qemu's bound.
         ulong l2Span = (ulong)L2Entries * (ulong)cs;
-        ulong neededL1 = (Size + l2Span - 1) / l2Span;
+        ulong neededL1 = (Math.Min(SizeField, (ulong)QcowLimits.MaxVirtualSize) + l2Span - 1) / l2Span;
         if ((ulong)L1Size * 8 > QcowLimits.MaxL1Bytes)
             throw new QcowFormatException(path, "l1_size", $"{L1Size} entries is more than qemu's 32 MiB L1 limit");
         if (L1Size < neededL1)
             throw new QcowFormatException(path, "l1_size", $"{L1Size} entries do not cover the virtual size {Size} (needs {neededL1})");
-        if (L1Size > 0)
-            CheckTable(path, "l1_table_offset", L1TableOffset, (ulong)L1Size * 8, cs, fileLength);
+        CheckTableOffset(path, "l1_table_offset", L1TableOffset, cs);
 
-        if (RefcountTableClusters == 0)
-            throw new QcowFormatException(path, "refcount_table_clusters", "is 0: an image always has a refcount table");
+        // As qemu: refused, except by check, which then counts every reference as a corruption.
+        if (RefcountTableClusters == 0 && !forCheck)
+            throw new QcowFormatException(path, "refcount_table_clusters", "is 0: the image has no refcount table");
         if ((ulong)RefcountTableClusters * (ulong)cs > QcowLimits.MaxRefcountTableBytes)
             throw new QcowFormatException(path, "refcount_table_clusters", $"{RefcountTableClusters} clusters is more than qemu's 8 MiB refcount table limit");
-        CheckTable(path, "refcount_table_offset", RefcountTableOffset, (ulong)RefcountTableClusters * (ulong)cs, cs, fileLength);
+        CheckTableOffset(path, "refcount_table_offset", RefcountTableOffset, cs);
 
         if (NbSnapshots > QcowLimits.MaxSnapshots)
             throw new QcowFormatException(path, "nb_snapshots", $"{NbSnapshots} is more than qemu's limit of {QcowLimits.MaxSnapshots}");
-        if (NbSnapshots > 0)
-            CheckTable(path, "snapshots_offset", SnapshotsOffset, 40UL * NbSnapshots, cs, fileLength);
+        // qemu validates the offset even when there are no snapshots.
+        CheckTableOffset(path, "snapshots_offset", SnapshotsOffset, cs);
     }
 
-    /// <summary>Checks a table is cluster-aligned, not at offset 0 and inside the file.</summary>
-    internal static void CheckTable(string path, string field, ulong offset, ulong length, long clusterSize, long fileLength)
+    /// <summary>
+    /// Checks a table offset as qemu does when it opens an image: cluster-aligned and far from the end of the address
+    /// space. Whether the table lies inside the file is checked where it is read (qemu reads zeros past the end).
+    /// </summary>
+    internal static void CheckTableOffset(string path, string field, ulong offset, long clusterSize)
     {
-        if (offset == 0 || offset % (ulong)clusterSize != 0)
-            throw new QcowFormatException(path, field, $"0x{offset:x} is not a cluster-aligned offset");
-        if (offset > (ulong)fileLength || length > (ulong)fileLength - offset)
-            throw new QcowFormatException(path, field, $"table at 0x{offset:x} ({length} bytes) lies past the end of the file ({fileLength} bytes)");
+        if (offset % (ulong)clusterSize != 0 || offset > (ulong)long.MaxValue / 2)
+            throw new QcowFormatException(path, field, $"0x{offset:x} is not a valid cluster-aligned offset");
     }
 
     /// <summary>Reads the backing file name stored in the first cluster, or null.</summary>
@@ -252,7 +259,7 @@ public sealed class QcowHeader
     {
         public uint Version, BackingFileSize, CryptMethod, L1Size, RefcountTableClusters, NbSnapshots, RefcountOrder, HeaderLength;
         public int ClusterBits;
-        public ulong BackingFileOffset, Size, L1TableOffset, RefcountTableOffset, SnapshotsOffset;
+        public ulong BackingFileOffset, Size, SizeField, L1TableOffset, RefcountTableOffset, SnapshotsOffset;
         public ulong IncompatibleFeatures, CompatibleFeatures, AutoclearFeatures;
         public byte CompressionTypeByte;
 
@@ -263,6 +270,7 @@ public sealed class QcowHeader
             BackingFileSize = BackingFileSize,
             ClusterBits = ClusterBits,
             Size = Size,
+            SizeField = SizeField,
             CryptMethod = CryptMethod,
             L1Size = L1Size,
             L1TableOffset = L1TableOffset,

@@ -22,7 +22,8 @@ public sealed class QcowImage : IDisposable
         Snapshots = snapshots;
         DataFile = file;
         _l2Cache = new L2TableCache(header.ClusterSize);
-        _metadata = new Lazy<MetadataClusters>(() => MetadataClusters.Of(this, snapshotTableLength));
+        SnapshotTableLength = snapshotTableLength;
+        _metadata = new Lazy<MetadataClusters>(() => MetadataClusters.Of(this));
     }
 
     /// <summary>The file holding the metadata (and data, unless there is an external data file).</summary>
@@ -35,18 +36,23 @@ public sealed class QcowImage : IDisposable
     public string? BackingFileName { get; }
     /// <summary>The internal snapshots in table order.</summary>
     public IReadOnlyList<Snapshot> Snapshots { get; }
+    /// <summary>The snapshot table's length in bytes, as qemu counts it (0 without snapshots).</summary>
+    public long SnapshotTableLength { get; }
     /// <summary>The file guest data clusters live in: the external data file when there is one.</summary>
     public ImageFile DataFile { get; private set; }
     /// <summary>The path of this image's file.</summary>
     public string Path => File.Path;
 
     /// <summary>Opens <paramref name="path"/> read-only and validates its header and snapshot table.</summary>
-    public static QcowImage Open(string path)
+    public static QcowImage Open(string path) => Open(path, forCheck: false);
+
+    /// <summary>Opens <paramref name="path"/> read-only; <paramref name="forCheck"/> as qemu-img check opens it.</summary>
+    public static QcowImage Open(string path, bool forCheck)
     {
         var file = ImageFile.Open(path);
         try
         {
-            return Open(file);
+            return Open(file, forCheck);
         }
         catch
         {
@@ -56,19 +62,11 @@ public sealed class QcowImage : IDisposable
     }
 
     /// <summary>Wraps an opened file; takes ownership of it.</summary>
-    public static QcowImage Open(ImageFile file)
+    public static QcowImage Open(ImageFile file, bool forCheck = false)
     {
         var header = QcowHeader.Read(file, out byte[] firstCluster);
         var extensions = HeaderExtensions.Parse(firstCluster, header, file.Path);
-        header.Validate(file, extensions.IncompatibleName);
-        if (extensions.HasEncryptionHeader)
-            throw new QcowFormatException(file.Path, "encryption header extension", "encrypted images are not supported");
-        bool hasDataFileBit = (header.IncompatibleFeatures & IncompatibleFeatures.ExternalDataFile) != 0;
-        if (hasDataFileBit && extensions.ExternalDataFile is null)
-            throw new QcowFormatException(file.Path, "incompatible_features", "the external data file bit is set but no data file name is recorded");
-        // As qemu ("data-file-raw requires a data file"): the bit says guest data lies in a data file there is not.
-        if (!hasDataFileBit && (header.AutoclearFeatures & AutoclearFeatures.RawExternalData) != 0)
-            throw new QcowFormatException(file.Path, "autoclear_features", "data-file-raw (bit 1) is set but the image has no external data file");
+        header.Validate(file, extensions.IncompatibleName, forCheck);
         string? backing = header.ReadBackingFileName(firstCluster, file.Path);
         var snapshots = SnapshotTable.Read(file, header, out long snapshotTableLength);
         return new QcowImage(file, header, extensions, backing, snapshots, snapshotTableLength);
@@ -80,11 +78,36 @@ public sealed class QcowImage : IDisposable
     /// <summary>True when the image names an external data file that must be attached before reading data.</summary>
     public bool NeedsDataFile => (Header.IncompatibleFeatures & IncompatibleFeatures.ExternalDataFile) != 0;
 
+    /// <summary>True when qemu found the image damaged (incompatible bit 1); it is still read, read-only, as qemu does.</summary>
+    public bool IsMarkedCorrupt => (Header.IncompatibleFeatures & IncompatibleFeatures.Corrupt) != 0;
+
+    /// <summary>True when the image is encrypted (crypt_method, or the encryption header extension).</summary>
+    public bool IsEncrypted => Header.CryptMethod != 0 || Extensions.HasEncryptionHeader;
+
+    /// <summary>
+    /// Refuses reading guest data when that cannot work: encrypted images, and the external data file bit without a
+    /// data file name. The header, snapshots and refcounts can still be shown and checked, as qemu-img does.
+    /// </summary>
+    public void EnsureDataReadable()
+    {
+        if (IsEncrypted)
+            throw new QcowFormatException(Path, "crypt_method", $"guest data is encrypted ({(Header.CryptMethod == 1 ? "AES" : Header.CryptMethod == 2 ? "LUKS" : "encryption header extension")}); reading encrypted images is not supported");
+        if (NeedsDataFile && Extensions.ExternalDataFile is null)
+            throw new QcowFormatException(Path, "incompatible_features", "the external data file bit is set but no data file name is recorded, so guest data cannot be found");
+        // As qemu ("data-file-raw requires a data file"): the bit says guest data lies in a data file there is not.
+        if (!NeedsDataFile && (Header.AutoclearFeatures & AutoclearFeatures.RawExternalData) != 0)
+            throw new QcowFormatException(Path, "autoclear_features", "data-file-raw (bit 1) is set but the image has no external data file");
+    }
+
     /// <summary>The active L1 table.</summary>
     public ulong[] ActiveL1 => GetL1(Header.L1TableOffset, Header.L1Size, "l1_table_offset");
 
-    /// <summary>The L1 table of <paramref name="snapshot"/>.</summary>
-    public ulong[] SnapshotL1(Snapshot snapshot) => GetL1(snapshot.L1TableOffset, snapshot.L1Size, $"L1 table of snapshot '{snapshot.Name}'");
+    /// <summary>The L1 table of <paramref name="snapshot"/>; a damaged entry is refused here, naming the entry and field.</summary>
+    public ulong[] SnapshotL1(Snapshot snapshot)
+    {
+        if (!snapshot.IsIntact) throw snapshot.Damaged(Path);
+        return GetL1(snapshot.L1TableOffset, snapshot.L1Size, $"L1 table of snapshot '{snapshot.Name}'");
+    }
 
     private ulong[] GetL1(ulong offset, uint size, string what)
     {
@@ -105,14 +128,18 @@ public sealed class QcowImage : IDisposable
             {
                 ulong e = BigEndian.U64(bytes, i * 8);
                 ulong l2 = e & QcowLimits.OffsetMask;
-                if ((e & 0x7f00_0000_0000_01feUL) != 0)
-                    throw new QcowFormatException(Path, what, $"L1 entry {i} has reserved bits set (0x{e:x16})");
+                // Reserved bits are ignored when reading, as qemu does; qemu-img check (and ours) counts them.
                 if (l2 != 0)
                 {
                     if (l2 % (ulong)Header.ClusterSize != 0)
                         throw new QcowFormatException(Path, what, $"L1 entry {i}: L2 table offset 0x{l2:x} is not cluster-aligned");
                     if (l2 + (ulong)Header.ClusterSize > (ulong)File.Length)
+                    {
+                        // A table that starts inside the file but runs past its end may be sitting on other metadata.
+                        if (l2 < (ulong)File.Length && _metadata.Value.Owner(l2) is { } owner && owner != MetadataClusters.L2Table)
+                            throw new QcowFormatException(Path, what, $"L1 entry {i}: L2 table offset 0x{l2:x} lies in the {owner}");
                         throw new QcowFormatException(Path, what, $"L1 entry {i}: L2 table offset 0x{l2:x} lies past the end of the file");
+                    }
                     if (!seen.TryAdd(l2, i))
                         throw new QcowFormatException(Path, what, $"L1 entries {seen[l2]} and {i} both point to the L2 table at 0x{l2:x}");
                 }

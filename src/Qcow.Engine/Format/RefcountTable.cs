@@ -20,7 +20,8 @@ public sealed class RefcountTable
         _image = image;
         var h = image.Header;
         var bytes = new byte[h.RefcountTableClusters * (long)h.ClusterSize];
-        image.File.ReadExactly((long)h.RefcountTableOffset, bytes, "refcount table");
+        // Past the end of the file the table reads as zeros (no blocks), as in qemu.
+        PastEnd.ReadZeroFilled(image.File, (long)h.RefcountTableOffset, bytes);
         _table = new ulong[bytes.Length / 8];
         for (int i = 0; i < _table.Length; i++) _table[i] = BigEndian.U64(bytes, i * 8);
         _entriesPerBlock = h.ClusterSize * 8L / h.RefcountBits;
@@ -32,7 +33,10 @@ public sealed class RefcountTable
     /// <summary>Clusters covered by one refcount block.</summary>
     public long EntriesPerBlock => _entriesPerBlock;
 
-    /// <summary>The stored refcount of host cluster <paramref name="cluster"/>; null when its refcount block is unusable.</summary>
+    /// <summary>
+    /// The stored refcount of host cluster <paramref name="cluster"/>; null when its refcount block is not
+    /// cluster-aligned (qemu cannot read it either). A block past the end of the file reads as zeros, as in qemu.
+    /// </summary>
     public ulong? Get(long cluster)
     {
         long blockIndex = cluster / _entriesPerBlock;
@@ -40,11 +44,12 @@ public sealed class RefcountTable
         ulong blockOffset = _table[blockIndex] & QcowLimits.OffsetMask;
         if (blockOffset == 0) return 0;
         var h = _image.Header;
-        if (blockOffset % (ulong)h.ClusterSize != 0 || blockOffset + (ulong)h.ClusterSize > (ulong)_image.File.Length) return null;
+        if (blockOffset % (ulong)h.ClusterSize != 0) return null;
         if (_cachedBlock != blockIndex)
         {
             _cached ??= new byte[h.ClusterSize];
-            _image.File.ReadExactly((long)blockOffset, _cached, $"refcount block {blockIndex}");
+            if (blockOffset < (ulong)_image.File.Length) PastEnd.ReadZeroFilled(_image.File, (long)blockOffset, _cached);
+            else Array.Clear(_cached);
             _cachedBlock = blockIndex;
         }
         long i = cluster % _entriesPerBlock;

@@ -28,9 +28,30 @@ public sealed class Snapshot
     public long? Icount { get; init; }
     /// <summary>0-based position in the snapshot table.</summary>
     public int Index { get; init; }
+    /// <summary>Bytes of extra data in the entry (version 3 needs at least 16; qemu-img check counts fewer as a corruption).</summary>
+    public uint ExtraDataSize { get; init; }
+    /// <summary>Where the entry starts in the file.</summary>
+    public long EntryOffset { get; init; }
+    /// <summary>The entry's length in bytes (40 plus extra data, id and name; without padding).</summary>
+    public long EntryLength { get; init; }
+    /// <summary>True when the entry's id or name cannot be trusted (not UTF-8, holding NUL bytes, past the end of the file).</summary>
+    public bool HasDamagedName => ProblemField is "id" or "name" or "id_size" or "name_size" or "snapshots_offset";
+    /// <summary>The field of a damaged entry (e.g. <c>l1_table_offset</c>), or null when the entry can be used.</summary>
+    public string? ProblemField { get; init; }
+    /// <summary>What is wrong with a damaged entry, or null. A damaged snapshot is listed, and refused when used.</summary>
+    public string? Problem { get; init; }
+    /// <summary>True when the entry can be read.</summary>
+    public bool IsIntact => Problem is null;
+    /// <summary>The error for using a damaged entry, naming the entry and the field.</summary>
+    public QcowFormatException Damaged(string path) =>
+        new(path, $"snapshot table entry {Index} ('{Name}', id {Id}) {ProblemField}", Problem ?? "damaged");
 }
 
-/// <summary>Reads and validates the snapshot table.</summary>
+/// <summary>
+/// Reads the snapshot table as qemu does when it opens an image: only what makes the table itself unreadable (more
+/// than 1024 bytes of extra data in an entry, a table over 64 MiB) refuses the image. Each entry is then validated on
+/// its own: a damaged one is listed with <see cref="Snapshot.Problem"/> and refused only when it is used.
+/// </summary>
 public static class SnapshotTable
 {
     /// <summary>Reads all snapshots listed by the header; <paramref name="tableLength"/> is the table's length in bytes.</summary>
@@ -48,9 +69,8 @@ public static class SnapshotTable
         for (int i = 0; i < header.NbSnapshots; i++)
         {
             string field = $"snapshot table entry {i}";
-            if (at - tableStart + 40 > QcowLimits.MaxSnapshotTableBytes)
-                throw new QcowFormatException(path, "snapshots_offset", "the snapshot table is larger than qemu's 64 MiB limit");
-            file.ReadExactly(at, fixedPart, field);
+            // Past the end of the file qemu reads zeros; such an entry is listed, and refused when used.
+            PastEnd.ReadZeroFilled(file, at, fixedPart);
             ulong l1Offset = BigEndian.U64(fixedPart, 0);
             uint l1Size = BigEndian.U32(fixedPart, 8);
             ushort idLen = BigEndian.U16(fixedPart, 12);
@@ -58,10 +78,10 @@ public static class SnapshotTable
             uint extraSize = BigEndian.U32(fixedPart, 36);
             if (extraSize > QcowLimits.MaxSnapshotExtraData)
                 throw new QcowFormatException(path, field, $"extra_data_size {extraSize} is more than {QcowLimits.MaxSnapshotExtraData} bytes");
-            if (header.Version >= 3 && extraSize < 16)
-                throw new QcowFormatException(path, field, $"extra_data_size {extraSize}: version 3 images need at least 16 bytes of extra data");
             int varLen = (int)extraSize + idLen + nameLen;
-            file.ReadExactly(at + 40, buffer.AsSpan(0, varLen), field);
+            if (at - tableStart + 40 + varLen > QcowLimits.MaxSnapshotTableBytes)
+                throw new QcowFormatException(path, "snapshots_offset", "the snapshot table is larger than qemu's 64 MiB limit");
+            PastEnd.ReadZeroFilled(file, at + 40, buffer.AsSpan(0, varLen));
             var extra = buffer.AsSpan(0, (int)extraSize);
             ulong vmState = BigEndian.U32(fixedPart, 32);
             ulong? diskSize = null;
@@ -73,34 +93,16 @@ public static class SnapshotTable
                 ulong ic = BigEndian.U64(extra, 16);
                 icount = ic == ulong.MaxValue ? null : (long)ic;
             }
-            string id, name;
-            try
-            {
-                id = utf8.GetString(buffer, (int)extraSize, idLen);
-                name = utf8.GetString(buffer, (int)extraSize + idLen, nameLen);
-            }
-            catch (DecoderFallbackException)
-            {
-                throw new QcowFormatException(path, field, "id or name is not valid UTF-8");
-            }
-            if ((ulong)l1Size * 8 > QcowLimits.MaxL1Bytes)
-                throw new QcowFormatException(path, field, $"l1_size {l1Size} is more than qemu's 32 MiB L1 limit");
-            if (l1Size > 0)
-                QcowHeader.CheckTable(path, $"{field} l1_table_offset", l1Offset, (ulong)l1Size * 8, header.ClusterSize, file.Length);
-            if (diskSize is { } ds)
-            {
-                if (ds > (ulong)QcowLimits.MaxVirtualSize)
-                    throw new QcowFormatException(path, field, $"disk_size {ds} is too large");
-                ulong l2Span = (ulong)header.L2Entries * (ulong)header.ClusterSize;
-                if ((ds + l2Span - 1) / l2Span > l1Size)
-                    throw new QcowFormatException(path, field, $"l1_size {l1Size} does not cover the snapshot's disk size {ds}");
-            }
+            var idBytes = buffer.AsSpan((int)extraSize, idLen);
+            var nameBytes = buffer.AsSpan((int)extraSize + idLen, nameLen);
+            var (problemField, problem) = EntryProblem(file, header, at, varLen, l1Offset, l1Size, diskSize, idBytes, nameBytes, utf8);
             list.Add(new Snapshot
             {
                 L1TableOffset = l1Offset,
                 L1Size = l1Size,
-                Id = id,
-                Name = name,
+                // qemu keeps id and name as C strings: they end at the first NUL.
+                Id = CString(idBytes),
+                Name = CString(nameBytes),
                 DateSeconds = BigEndian.U32(fixedPart, 16),
                 DateNanoseconds = BigEndian.U32(fixedPart, 20),
                 VmClockNanoseconds = BigEndian.U64(fixedPart, 24),
@@ -108,11 +110,65 @@ public static class SnapshotTable
                 DiskSize = diskSize,
                 Icount = icount,
                 Index = i,
+                ExtraDataSize = extraSize,
+                EntryOffset = at,
+                EntryLength = 40 + varLen,
+                ProblemField = problemField,
+                Problem = problem,
             });
             at += (40 + varLen + 7) & ~7;
         }
         tableLength = at - tableStart;
         return list;
+    }
+
+    /// <summary>What is wrong with one entry, as (field, message), or (null, null) when it can be used.</summary>
+    private static (string?, string?) EntryProblem(ImageFile file, QcowHeader header, long at, int varLen, ulong l1Offset, uint l1Size,
+        ulong? diskSize, ReadOnlySpan<byte> id, ReadOnlySpan<byte> name, UTF8Encoding utf8)
+    {
+        if (!PastEnd.Inside(file, (ulong)at, 40UL + (ulong)varLen))
+            return (varLen > 0 && PastEnd.Inside(file, (ulong)at, 40) ? "name_size" : "snapshots_offset",
+                $"the entry (40 + {varLen} bytes at 0x{at:x}) runs past the end of the file ({file.Length} bytes)");
+        if (!IsUtf8(utf8, id)) return ("id", "the id is not valid UTF-8");
+        if (!IsUtf8(utf8, name)) return ("name", "the name is not valid UTF-8");
+        // qemu stops at the first NUL; a length that runs past it runs over whatever follows the entry.
+        if (id.IndexOf((byte)0) >= 0) return ("id_size", $"{id.Length} runs past the id (it holds NUL bytes)");
+        if (name.IndexOf((byte)0) >= 0) return ("name_size", $"{name.Length} runs past the name (it holds NUL bytes)");
+        if (l1Offset % (ulong)header.ClusterSize != 0)
+            return ("l1_table_offset", $"0x{l1Offset:x} is not cluster-aligned");
+        if ((ulong)l1Size * 8 > QcowLimits.MaxL1Bytes)
+            return ("l1_size", $"{l1Size} entries is more than qemu's 32 MiB L1 limit");
+        if (l1Size > 0 && l1Offset == 0)
+            return ("l1_table_offset", "0: the L1 table would be the header");
+        if (l1Size > 0 && !PastEnd.Inside(file, l1Offset, (ulong)l1Size * 8))
+            return ("l1_table_offset", $"the L1 table at 0x{l1Offset:x} ({l1Size * 8L} bytes) lies past the end of the file ({file.Length} bytes)");
+        if (diskSize > (ulong)QcowLimits.MaxVirtualSize)
+            return ("disk_size", $"{diskSize} is too large");
+        // The L1 table (inside the file) must cover the disk size: that bounds the work of a read by the file's size.
+        // qemu reads what lies beyond it as unallocated; we refuse the snapshot.
+        ulong l2Span = (ulong)header.L2Entries * (ulong)header.ClusterSize;
+        if (diskSize is { } ds && (ds + l2Span - 1) / l2Span > l1Size)
+            return ("l1_size", $"{l1Size} entries do not cover the snapshot's disk size {ds}");
+        return (null, null);
+    }
+
+    private static string CString(ReadOnlySpan<byte> bytes)
+    {
+        int nul = bytes.IndexOf((byte)0);
+        return Encoding.UTF8.GetString(nul >= 0 ? bytes[..nul] : bytes);
+    }
+
+    private static bool IsUtf8(UTF8Encoding utf8, ReadOnlySpan<byte> bytes)
+    {
+        try
+        {
+            utf8.GetCharCount(bytes);
+            return true;
+        }
+        catch (DecoderFallbackException)
+        {
+            return false;
+        }
     }
 
     /// <summary>

@@ -49,6 +49,9 @@ internal static class ChainPlanner
             foreach (var snap in linkStates)
             {
                 string file = LayerName(request.NamePattern ?? DefaultNamePattern, stem, snap?.Name, link.Path);
+                // A damaged snapshot entry fails the chain, named, unless the Snapshots list leaves it out.
+                if (snap is { IsIntact: false })
+                    throw new QcowFormatException(link.Path, $"snapshot table entry {snap.Index} ('{snap.Name}', id {snap.Id}) {snap.ProblemField}", $"{snap.Problem}; leave it out with --snapshots (MSBuild: Snapshots metadata)");
                 // Snapshot names come from the image: never let one steer the output out of OUTDIR.
                 if (snap is not null && !IsPlainFileName(snap.Name))
                     throw new QcowException(link.Path, $"snapshot name '{snap.Name}' cannot be part of a file name (path separators, '..' or control characters); leave it out with --snapshots or rename it");

@@ -33,16 +33,27 @@ public sealed record CheckResult
 }
 
 /// <summary>
-/// <c>qcow check</c>: recounts every reference (header, refcount structures, L1 tables of the image and its snapshots,
-/// L2 tables, data and compressed clusters, snapshot table, bitmaps) and compares with the stored refcounts, like
-/// qemu-img check. Read-only: nothing is repaired.
+/// <c>qcow check</c>: recounts every reference the way qemu-img check 7.2 does (header, L1 tables of the image and its
+/// snapshots, L2 tables, data and compressed clusters, snapshot table, refcount table and blocks, bitmaps), compares
+/// with the stored refcounts and checks the COPIED flags, so that its corruptions, leaks and check errors are qemu's.
+/// Tables are read as qemu reads them: past the end of the file, as zeros. Read-only: nothing is repaired.
 /// </summary>
 public static class CheckOperation
 {
-    /// <summary>Checks <paramref name="path"/>. Malformed headers throw <see cref="QcowFormatException"/>.</summary>
-    public static CheckResult Run(string path)
+    private const ulong L1ReservedMask = 0x7f00_0000_0000_01ffUL;
+    private const ulong RefcountTableOffsetMask = 0xffff_ffff_ffff_fe00UL;
+
+    /// <summary>
+    /// Checks <paramref name="path"/>. An image qemu would not open throws <see cref="QcowFormatException"/>;
+    /// <paramref name="warning"/> receives warnings (the corrupt bit).
+    /// </summary>
+    public static CheckResult Run(string path, Action<string>? warning = null)
     {
-        using var image = QcowImage.Open(path);
+        using var image = QcowImage.Open(path, forCheck: true);
+        // qemu-img check opens the image as for reading: the key of an encrypted image and the data file are needed.
+        image.EnsureDataReadable();
+        if (image.IsMarkedCorrupt)
+            warning?.Invoke($"{image.Path}: the corrupt bit is set (qemu found this image damaged); checked read-only, nothing is repaired");
         return new Checker(image).Run();
     }
 
@@ -50,49 +61,71 @@ public static class CheckOperation
     {
         private readonly List<string> _messages = [];
         private readonly QcowHeader _h = image.Header;
-        private readonly long _fileClusters = (image.File.Length + image.Header.ClusterSize - 1) / image.Header.ClusterSize;
-        private readonly Dictionary<long, ulong> _beyond = new();
+        private readonly long _fileLength = image.File.Length;
+        private readonly int _cs = image.Header.ClusterSize;
+        private readonly ulong _refcountMax = image.Header.RefcountOrder >= 6 ? ulong.MaxValue : (1UL << image.Header.RefcountBits) - 1;
         private ulong[] _refs = [];
+        private long _size;
         private long _corruptions, _leaks, _checkErrors;
         private long _allocated, _fragmented, _compressed;
-        private long _maxEnd;
 
         public CheckResult Run()
         {
-            if (_fileClusters > int.MaxValue / 2)
+            long fileClusters = (_fileLength + _cs - 1) / _cs;
+            if (fileClusters > int.MaxValue / 2)
                 throw new QcowException(image.Path, "image file too large to check");
-            _refs = new ulong[_fileClusters];
-            int cs = _h.ClusterSize;
-            Count(0, cs, "header");
-            Count((long)_h.RefcountTableOffset, _h.RefcountTableClusters * (long)cs, "refcount table");
+            // One more slot: a reference may run up to one cluster past the end of the file.
+            _refs = new ulong[fileClusters + 1];
+            _size = fileClusters;
             var refcounts = new RefcountTable(image);
-            for (int i = 0; i < refcounts.Entries.Count; i++)
-            {
-                ulong rb = refcounts.Entries[i] & QcowLimits.OffsetMask;
-                if (rb == 0) continue;
-                if (rb % (ulong)cs != 0) { Corrupt($"ERROR refcount block {i} is not cluster aligned; refcount table entry corrupted"); continue; }
-                if (rb >= (ulong)image.File.Length) { Corrupt($"ERROR refcount block {i} is outside image"); continue; }
-                Count((long)rb, cs, $"refcount block {i}");
-            }
-            CheckL1(image.ActiveL1, (long)_h.L1TableOffset, active: true, refcounts, "active L1 table");
-            if (_h.NbSnapshots > 0)
-            {
-                long tableEnd = SnapshotTableLength();
-                Count((long)_h.SnapshotsOffset, tableEnd, "snapshot table");
-                foreach (var s in image.Snapshots)
-                    CheckL1(image.SnapshotL1(s), (long)s.L1TableOffset, active: false, refcounts, $"L1 table of snapshot '{s.Name}'");
-            }
-            CountBitmaps();
 
-            for (long c = 0; c < _fileClusters; c++)
+            // qemu checks the snapshot table first: version 3 entries need 16 bytes of extra data.
+            foreach (var s in image.Snapshots)
+            {
+                if (_h.Version >= 3 && s.ExtraDataSize < 16) Corrupt($"ERROR snapshot table entry {s.Index} is incomplete");
+                if (s.HasDamagedName) Note($"Warning: snapshot table entry {s.Index}: {s.Problem}");
+            }
+
+            Reference(0, (ulong)_cs);
+            CheckL1(_h.L1TableOffset, _h.L1Size, active: true);
+            // Snapshots that share an L1 table count it (and all it names) once each; it is read once.
+            var shared = image.Snapshots.GroupBy(s => (s.L1TableOffset, s.L1Size)).ToDictionary(g => g.Key, g => g.Count());
+            foreach (var s in image.Snapshots)
+            {
+                if (s.L1TableOffset % (ulong)_cs != 0)
+                {
+                    Corrupt($"ERROR snapshot {s.Id} ({s.Name}) l1_offset=0x{s.L1TableOffset:x}: L1 table is not cluster aligned; snapshot table entry corrupted");
+                    continue;
+                }
+                if ((ulong)s.L1Size * 8 > QcowLimits.MaxL1Bytes)
+                {
+                    Corrupt($"ERROR snapshot {s.Id} ({s.Name}) l1_size=0x{s.L1Size:x}: L1 table is too large; snapshot table entry corrupted");
+                    continue;
+                }
+                if (shared.Remove((s.L1TableOffset, s.L1Size), out int n)) CheckL1(s.L1TableOffset, s.L1Size, active: false, n);
+            }
+            Reference(_h.SnapshotsOffset, (ulong)image.SnapshotTableLength);
+            Reference(_h.RefcountTableOffset, (ulong)_h.RefcountTableClusters * (ulong)_cs);
+            CountBitmaps();
+            CheckRefcountBlocks(refcounts);
+
+            long highest = 0;
+            for (long c = 0; c < _size; c++)
             {
                 ulong? stored = refcounts.Get(c);
-                if (stored is null) { _checkErrors++; _messages.Add($"ERROR cluster {c}: its refcount block is unusable"); continue; }
+                if (stored is null)
+                {
+                    _checkErrors++;
+                    Note($"Can't get refcount for cluster {c}: its refcount block is not cluster aligned");
+                    continue;
+                }
                 ulong want = _refs[c];
+                if (stored > 0 || want > 0) highest = c;
                 if (stored < want) Corrupt($"ERROR cluster {c} refcount={stored} reference={want}");
-                else if (stored > want) { _leaks++; _messages.Add($"Leaked cluster {c} refcount={stored} reference={want}"); }
+                else if (stored > want) { _leaks++; Note($"Leaked cluster {c} refcount={stored} reference={want}"); }
             }
-            long totalGuest = ((long)_h.Size + cs - 1) / cs;
+            CheckCopiedFlags(refcounts);
+
             return new CheckResult
             {
                 FileName = image.Path,
@@ -100,110 +133,173 @@ public static class CheckOperation
                 Leaks = _leaks,
                 CheckErrors = _checkErrors,
                 Messages = _messages,
-                TotalClusters = totalGuest,
+                TotalClusters = ((long)_h.Size + _cs - 1) / _cs,
                 AllocatedClusters = _allocated,
                 FragmentedClusters = _fragmented,
                 CompressedClusters = _compressed,
-                ImageEndOffset = _maxEnd,
+                ImageEndOffset = (highest + 1) * _cs,
             };
         }
 
-        private void CheckL1(ulong[] l1, long l1Offset, bool active, RefcountTable refcounts, string what)
+        /// <summary>qemu's check_refcounts_l1 for an L1 table named <paramref name="n"/> times.</summary>
+        private void CheckL1(ulong l1Offset, uint l1Size, bool active, int n = 1)
         {
-            int cs = _h.ClusterSize;
-            if (l1.Length > 0) Count(l1Offset, l1.Length * 8L, what);
-            long nextContiguous = -1;
-            for (int i = 0; i < l1.Length; i++)
+            Reference(l1Offset, l1Size * 8UL, n);
+            if (l1Size == 0) return;
+            var table = ReadTable(l1Offset, l1Size * 8L);
+            // An L2 table named n times counts n times, as in qemu; it is read once, so a small file cannot make
+            // the check scan one table over and over (qemu-img check does).
+            var times = new Dictionary<ulong, int>();
+            for (int i = 0; i < l1Size; i++)
             {
-                ulong l2 = l1[i] & QcowLimits.OffsetMask;
-                if (l2 == 0) continue;
-                Count((long)l2, cs, $"L2 table of {what} entry {i}");
-                if (active) CheckCopied(l1[i], (long)l2, refcounts, $"L1 entry {i}");
-                var raw = new byte[cs];
-                image.File.ReadExactly((long)l2, raw, $"L2 table at 0x{l2:x}");
-                int size = _h.L2EntrySize;
-                for (int j = 0; j < _h.L2Entries; j++)
+                ulong e = BigEndian.U64(table, i * 8);
+                if ((e & L1ReservedMask) != 0) Corrupt($"ERROR found L1 entry with reserved bits set: {e:x}", n);
+                ulong l2 = e & QcowLimits.OffsetMask;
+                if (l2 != 0) times[l2] = times.GetValueOrDefault(l2) + n;
+            }
+            long nextContiguous = 0;
+            for (int i = 0; i < l1Size; i++)
+            {
+                ulong l2 = BigEndian.U64(table, i * 8) & QcowLimits.OffsetMask;
+                if (l2 == 0 || !times.Remove(l2, out int named)) continue;
+                Reference(l2, (ulong)_cs, named);
+                if (l2 % (ulong)_cs != 0) Corrupt($"ERROR l2_offset={l2:x}: Table is not cluster aligned; L1 entry corrupted", named);
+                CheckL2(l2, active, ref nextContiguous, named);
+            }
+        }
+
+        /// <summary>The references and checks of one L2 table, <paramref name="n"/> times over.</summary>
+        private void CheckL2(ulong l2Offset, bool active, ref long nextContiguous, int n)
+        {
+            // Past the end of the file the table reads as zeros: nothing to count.
+            if (l2Offset >= (ulong)_fileLength) return;
+            var table = ReadTable(l2Offset, _cs);
+            int size = _h.L2EntrySize;
+            bool external = image.NeedsDataFile;
+            for (int j = 0; j < _h.L2Entries; j++)
+            {
+                ulong word = BigEndian.U64(table, j * size);
+                ulong bitmap = size == 16 ? BigEndian.U64(table, j * size + 8) : 0;
+                var type = TypeOf(word);
+                if (type != ClusterType.Compressed && (word & L2Entry.ReservedMask) != 0)
+                    Corrupt($"ERROR found l2 entry with reserved bits set: {word:x}", n);
+                switch (type)
                 {
-                    ulong word = BigEndian.U64(raw, j * size);
-                    ulong bitmap = size == 16 ? BigEndian.U64(raw, j * size + 8) : 0;
-                    var e = new L2Entry(word, bitmap, size == 16, image.NeedsDataFile);
-                    if (word == 0 && bitmap == 0) continue;
-                    long guest = ((long)i * _h.L2Entries + j) * cs;
-                    if (e.Problem(_h.Version, cs) is { } problem)
+                    case ClusterType.Compressed:
                     {
-                        Corrupt($"ERROR L2 entry for guest offset 0x{guest:x}: {problem}");
-                        continue;
-                    }
-                    if (e.IsCompressed)
-                    {
+                        if ((word & L2Entry.CopiedFlag) != 0)
+                        {
+                            Corrupt($"ERROR: coffset=0x{CompressedDescriptor.Decode(word, _h.ClusterBits).HostOffset:x}: copied flag must never be set for compressed clusters", n);
+                            word &= ~L2Entry.CopiedFlag;
+                        }
+                        if (external) { Corrupt($"ERROR compressed cluster {j} with data file", n); break; }
+                        if (bitmap != 0) { Corrupt($"ERROR compressed cluster {j} with non-zero subcluster allocation bitmap", n); break; }
                         var d = CompressedDescriptor.Decode(word, _h.ClusterBits);
-                        if (active) { _allocated++; _compressed++; }
-                        if (d.HostOffset >= (ulong)image.File.Length) { Corrupt($"ERROR compressed cluster at guest offset 0x{guest:x} lies past the end of the image"); continue; }
-                        long first = (long)d.HostOffset / cs, last = ((long)d.HostOffset + d.Length - 1) / cs;
-                        for (long c = first; c <= last; c++) AddRef(c);
-                        _maxEnd = Math.Max(_maxEnd, (last + 1) * cs);
-                        continue;
+                        Reference(d.HostOffset, (ulong)d.Length, n);
+                        if (active) { _allocated += n; _compressed += n; _fragmented += n; }
+                        break;
                     }
-                    ulong host = e.HostOffset;
-                    // Clusters in an external data file are not refcounted in the image (all have refcount 1).
-                    if (image.NeedsDataFile)
+                    case ClusterType.ZeroAllocated:
+                    case ClusterType.Normal:
                     {
-                        if (active && (e.Kind is ClusterKind.Normal or ClusterKind.Mixed || host != 0)) _allocated++;
-                        continue;
+                        ulong offset = word & QcowLimits.OffsetMask;
+                        if (size == 16 && ((bitmap >> 32) & bitmap) != 0)
+                            Corrupt($"ERROR offset={offset:x}: Allocated cluster has corrupted subcluster allocation bitmap", n);
+                        if (offset % (ulong)_cs != 0)
+                        {
+                            bool data = size == 16 ? (uint)bitmap != 0 : (word & L2Entry.ZeroFlag) == 0;
+                            Corrupt(data
+                                ? $"ERROR offset={offset:x}: Data cluster is not properly aligned; L2 entry corrupted."
+                                : $"ERROR offset={offset:x}: Preallocated cluster is not properly aligned; L2 entry corrupted.", n);
+                        }
+                        if (active)
+                        {
+                            _allocated += n;
+                            if (nextContiguous != 0 && (long)offset != nextContiguous) _fragmented++;
+                            nextContiguous = (long)offset + _cs;
+                        }
+                        // Clusters in an external data file are not refcounted in the image.
+                        if (!external) Reference(offset, (ulong)_cs, n);
+                        break;
                     }
-                    if (host == 0) continue;
-                    if (active)
-                    {
-                        // qemu counts every cluster with a host offset, preallocated zero clusters included.
-                        _allocated++;
-                        if (nextContiguous >= 0 && (long)host != nextContiguous) _fragmented++;
-                        nextContiguous = (long)host + cs;
-                    }
-                    if (host + (ulong)cs > (ulong)image.File.Length && host >= (ulong)image.File.Length)
-                    {
-                        Corrupt($"ERROR cluster at guest offset 0x{guest:x}: host offset 0x{host:x} is beyond the end of the image");
-                        continue;
-                    }
-                    Count((long)host, cs, $"data cluster at guest offset 0x{guest:x}");
-                    if (active) CheckCopied(word, (long)host, refcounts, $"data cluster at guest offset 0x{guest:x}");
+                    case ClusterType.Unallocated:
+                        if (size == 16 && (uint)bitmap != 0)
+                            Corrupt("ERROR: Unallocated cluster has non-zero subcluster allocation bitmap", n);
+                        break;
                 }
             }
         }
 
-        private void CheckCopied(ulong entry, long host, RefcountTable refcounts, string what)
+        private enum ClusterType { Unallocated, ZeroPlain, ZeroAllocated, Normal, Compressed }
+
+        /// <summary>qemu's qcow2_get_cluster_type.</summary>
+        private ClusterType TypeOf(ulong word)
         {
-            ulong? stored = refcounts.Get(host / _h.ClusterSize);
-            if (stored is null) return;
-            bool copied = (entry & L2Entry.CopiedFlag) != 0;
-            if ((stored == 1) != copied)
-                Corrupt($"ERROR OFLAG_COPIED {what}: entry=0x{entry:x} refcount={stored}");
+            if ((word & L2Entry.CompressedFlag) != 0) return ClusterType.Compressed;
+            ulong offset = word & QcowLimits.OffsetMask;
+            if ((word & L2Entry.ZeroFlag) != 0 && !_h.ExtendedL2)
+                return offset != 0 ? ClusterType.ZeroAllocated : ClusterType.ZeroPlain;
+            if (offset == 0)
+                // Offset 0 is a valid place in an external data file; there COPIED tells allocated from unallocated.
+                return image.NeedsDataFile && (word & L2Entry.CopiedFlag) != 0 ? ClusterType.Normal : ClusterType.Unallocated;
+            return ClusterType.Normal;
         }
 
-        private long SnapshotTableLength()
+        private void CheckRefcountBlocks(RefcountTable refcounts)
         {
-            long at = (long)_h.SnapshotsOffset;
-            Span<byte> fixedPart = stackalloc byte[40];
-            for (int i = 0; i < _h.NbSnapshots; i++)
+            for (int i = 0; i < refcounts.Entries.Count; i++)
             {
-                image.File.ReadExactly(at, fixedPart, "snapshot table");
-                int varLen = (int)BigEndian.U32(fixedPart, 36) + BigEndian.U16(fixedPart, 12) + BigEndian.U16(fixedPart, 14);
-                at += (40 + varLen + 7) & ~7;
+                ulong e = refcounts.Entries[i];
+                ulong offset = e & RefcountTableOffsetMask;
+                if ((e & ~RefcountTableOffsetMask) != 0) { Corrupt($"ERROR refcount table entry {i} has reserved bits set"); continue; }
+                if (offset % (ulong)_cs != 0) { Corrupt($"ERROR refcount block {i} is not cluster aligned; refcount table entry corrupted"); continue; }
+                ulong cluster = offset / (ulong)_cs;
+                if (cluster >= (ulong)_size) { Corrupt($"ERROR refcount block {i} is outside image"); continue; }
+                if (offset == 0) continue;
+                Reference(offset, (ulong)_cs);
+                if (_refs[cluster] != 1) Corrupt($"ERROR refcount block {i} refcount={_refs[cluster]}");
             }
-            return at - (long)_h.SnapshotsOffset;
+        }
+
+        /// <summary>qemu's check_oflag_copied over the active L1 table as qemu loads it.</summary>
+        private void CheckCopiedFlags(RefcountTable refcounts)
+        {
+            if (_h.L1Size == 0) return;
+            var l1 = ReadTable(_h.L1TableOffset, _h.L1Size * 8L);
+            int size = _h.L2EntrySize;
+            for (int i = 0; i < _h.L1Size; i++)
+            {
+                ulong e = BigEndian.U64(l1, i * 8);
+                ulong l2 = e & QcowLimits.OffsetMask;
+                if (l2 == 0) continue;
+                ulong? rc = refcounts.Get((long)(l2 / (ulong)_cs));
+                if (rc is null) continue;
+                if ((rc == 1) != ((e & L2Entry.CopiedFlag) != 0))
+                    Corrupt($"ERROR OFLAG_COPIED L2 cluster: l1_index={i} l1_entry={e:x} refcount={rc}");
+                var table = ReadTable(l2, _cs);
+                for (int j = 0; j < _h.L2Entries; j++)
+                {
+                    ulong word = BigEndian.U64(table, j * size);
+                    if (TypeOf(word) is not (ClusterType.Normal or ClusterType.ZeroAllocated)) continue;
+                    ulong? drc = image.NeedsDataFile ? 1 : refcounts.Get((long)((word & QcowLimits.OffsetMask) / (ulong)_cs));
+                    if (drc is null) continue;
+                    if ((drc == 1) != ((word & L2Entry.CopiedFlag) != 0))
+                        Corrupt($"ERROR OFLAG_COPIED data cluster: l2_entry={word:x} refcount={drc}");
+                }
+            }
         }
 
         private void CountBitmaps()
         {
             var ext = image.Extensions;
             if (ext.BitmapCount == 0 || ext.BitmapDirectorySize == 0) return;
-            if (ext.BitmapDirectorySize > 64L << 20 || ext.BitmapDirectoryOffset + ext.BitmapDirectorySize > (ulong)image.File.Length)
+            if (ext.BitmapDirectorySize > 64L << 20)
             {
-                Corrupt("ERROR bitmap directory lies outside the image");
+                Corrupt("ERROR bitmap directory is too large");
                 return;
             }
-            Count((long)ext.BitmapDirectoryOffset, (long)ext.BitmapDirectorySize, "bitmap directory");
-            var dir = new byte[ext.BitmapDirectorySize];
-            image.File.ReadExactly((long)ext.BitmapDirectoryOffset, dir, "bitmap directory");
+            Reference(ext.BitmapDirectoryOffset, ext.BitmapDirectorySize);
+            var dir = ReadTable(ext.BitmapDirectoryOffset, (long)ext.BitmapDirectorySize);
             int at = 0;
             for (int i = 0; i < ext.BitmapCount && at + 24 <= dir.Length; i++)
             {
@@ -212,41 +308,61 @@ public static class CheckOperation
                 ushort nameSize = BigEndian.U16(dir, at + 14);
                 uint extra = BigEndian.U32(dir, at + 16);
                 at += (int)((24 + extra + nameSize + 7) & ~7u);
-                if (tableSize == 0 || tableOffset + tableSize * 8UL > (ulong)image.File.Length) continue;
-                Count((long)tableOffset, tableSize * 8L, $"bitmap table {i}");
-                var table = new byte[tableSize * 8L];
-                image.File.ReadExactly((long)tableOffset, table, $"bitmap table {i}");
+                if (tableSize == 0 || tableSize > QcowLimits.MaxL1Bytes / 8) continue;
+                Reference(tableOffset, tableSize * 8UL);
+                var table = ReadTable(tableOffset, tableSize * 8L);
                 for (int j = 0; j < tableSize; j++)
                 {
                     ulong off = BigEndian.U64(table, j * 8) & QcowLimits.OffsetMask;
-                    if (off != 0) Count((long)off, _h.ClusterSize, $"bitmap {i} data");
+                    if (off != 0) Reference(off, (ulong)_cs);
                 }
             }
         }
 
-        private void Count(long offset, long length, string what)
+        /// <summary>A table as qemu reads it: whatever lies past the end of the file reads as zeros.</summary>
+        private byte[] ReadTable(ulong offset, long length)
         {
-            if (length <= 0) return;
-            int cs = _h.ClusterSize;
-            if (offset % cs != 0) { Corrupt($"ERROR {what} at 0x{offset:x} is not cluster aligned"); return; }
-            long first = offset / cs, last = (offset + length - 1) / cs;
-            for (long c = first; c <= last; c++) AddRef(c);
-            _maxEnd = Math.Max(_maxEnd, (last + 1) * cs);
+            var bytes = new byte[length];
+            if (offset < (ulong)_fileLength) PastEnd.ReadZeroFilled(image.File, (long)offset, bytes);
+            return bytes;
         }
 
-        private void AddRef(long cluster)
+        /// <summary>
+        /// qemu's qcow2_inc_refcounts_imrt, <paramref name="n"/> times: one more reference to every cluster of the
+        /// range; a range that ends a cluster or more past the end of the file is a corruption and counts nothing, and
+        /// so is each reference past the refcount's maximum.
+        /// </summary>
+        private void Reference(ulong offset, ulong length, int n = 1)
         {
-            if (cluster < _fileClusters) _refs[cluster]++;
-            else
+            if (length == 0) return;
+            if ((Int128)offset + length - _fileLength >= _cs)
             {
-                _beyond[cluster] = _beyond.GetValueOrDefault(cluster) + 1;
-                if (_beyond[cluster] == 1) Corrupt($"ERROR cluster {cluster} is referenced but lies beyond the end of the image");
+                Corrupt($"ERROR: counting reference for region exceeding the end of the file by one cluster or more: offset 0x{offset:x} size 0x{length:x}", n);
+                return;
+            }
+            long first = (long)(offset / (ulong)_cs), last = (long)((offset + length - 1) / (ulong)_cs);
+            for (long c = first; c <= last; c++)
+            {
+                if (c >= _size) _size = c + 1;
+                ulong room = _refcountMax - _refs[c];
+                if ((ulong)n > room)
+                {
+                    Corrupt($"ERROR: overflow cluster offset=0x{c * _cs:x}", (long)((ulong)n - room));
+                    _refs[c] = _refcountMax;
+                    continue;
+                }
+                _refs[c] += (ulong)n;
             }
         }
 
-        private void Corrupt(string message)
+        private void Corrupt(string message, long n = 1)
         {
-            _corruptions++;
+            _corruptions += n;
+            Note(message);
+        }
+
+        private void Note(string message)
+        {
             if (_messages.Count < 10000) _messages.Add(message);
         }
     }

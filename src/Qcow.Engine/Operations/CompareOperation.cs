@@ -24,12 +24,10 @@ public static class CompareOperation
         using var set = new ImageSet(policy);
         var a = set.View(image1, snapshot1);
         var b = set.View(image2, snapshot2);
-        string? warning = null;
-        if (a.Size != b.Size)
-        {
-            if (strict) return new CompareResult(false, "Strict mode: Image size mismatch!", null);
-            warning = "Warning: Image size mismatch!";
-        }
+        if (a.Size != b.Size && strict) return new CompareResult(false, "Strict mode: Image size mismatch!", null);
+        // As qemu-img: the size warning comes only once the common part has compared identical.
+        long common = Math.Min(a.Size, b.Size);
+        string? Warning(long at) => a.Size != b.Size && at >= common ? "Warning: Image size mismatch!" : null;
         long size = Math.Max(a.Size, b.Size);
         byte[] ba = ArrayPool<byte>.Shared.Rent(Chunk), bb = ArrayPool<byte>.Shared.Rent(Chunk);
         try
@@ -41,7 +39,7 @@ public static class CompareOperation
                 var eb = b.GetExtent(offset, ea.Length);
                 long len = Math.Min(ea.Length, eb.Length);
                 if (strict && IsAllocated(ea, a.Size, offset) != IsAllocated(eb, b.Size, offset))
-                    return new CompareResult(false, $"Strict mode: Offset {offset} block status mismatch!", warning);
+                    return new CompareResult(false, $"Strict mode: Offset {offset} block status mismatch!", null);
                 if (!ea.Take(len).SameSourceAs(eb.Take(len)))
                 {
                     var sa = ba.AsSpan(0, (int)len);
@@ -50,7 +48,7 @@ public static class CompareOperation
                     DiskView.ReadExtent(eb.Take(len), sb);
                     int diff = sa.CommonPrefixLength(sb);
                     if (diff < len)
-                        return new CompareResult(false, $"Content mismatch at offset {offset + (diff & ~511L)}!", warning);
+                        return new CompareResult(false, $"Content mismatch at offset {offset + (diff & ~511L)}!", Warning(offset + diff));
                 }
                 offset += len;
             }
@@ -60,7 +58,7 @@ public static class CompareOperation
             ArrayPool<byte>.Shared.Return(ba);
             ArrayPool<byte>.Shared.Return(bb);
         }
-        return new CompareResult(true, "Images are identical.", warning);
+        return new CompareResult(true, "Images are identical.", Warning(size));
     }
 
     private static bool IsAllocated(in Extent e, long viewSize, long offset) =>

@@ -30,6 +30,10 @@ public sealed record ImageInfo
     public string? DataFile { get; init; }
     /// <summary>True when the dirty bit is set.</summary>
     public bool Dirty { get; init; }
+    /// <summary>True when the corrupt bit is set (qemu found the image damaged).</summary>
+    public bool Corrupt { get; init; }
+    /// <summary>True when the image is encrypted (shown; its guest data cannot be read).</summary>
+    public bool Encrypted { get; init; }
 }
 
 /// <summary><c>qcow info</c>: header facts and snapshots of an image, optionally of its whole backing chain.</summary>
@@ -56,10 +60,13 @@ public static class InfoOperation
                 BackingFilename = link.BackingName,
                 FullBackingFilename = i + 1 < chain.Count ? chain[i + 1].Path : link.BackingName is { } n ? Path.GetFullPath(Path.Combine(Path.GetDirectoryName(link.Path)!, n)) : null,
                 BackingFilenameFormat = img?.Extensions.BackingFormat,
-                Snapshots = img?.Snapshots ?? [],
+                // qemu lists no internal snapshots for an image with an external data file (it supports none there).
+                Snapshots = img is null || img.NeedsDataFile ? [] : img.Snapshots,
                 Header = img?.Header,
                 DataFile = img?.Extensions.ExternalDataFile,
                 Dirty = img is not null && (img.Header.IncompatibleFeatures & IncompatibleFeatures.Dirty) != 0,
+                Corrupt = img is { IsMarkedCorrupt: true },
+                Encrypted = img is { IsEncrypted: true },
             });
         }
         return list;

@@ -20,6 +20,7 @@ public sealed class QcowView : DiskView
         Snapshot = snapshot;
         Backing = backing;
         Depth = depth;
+        image.EnsureDataReadable();
         _l1 = snapshot is null ? image.ActiveL1 : image.SnapshotL1(snapshot);
         // A snapshot without a recorded disk size has the image's current size, as qemu assumes.
         Size = (long)(snapshot?.DiskSize ?? image.Header.Size);

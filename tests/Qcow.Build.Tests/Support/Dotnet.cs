@@ -10,13 +10,20 @@ public static class Dotnet
     public static (int ExitCode, string Output) Run(string folder, params string[] args) => RunWith(null, folder, args);
 
     /// <summary>Runs <c>dotnet args</c> with extra environment variables (e.g. NUGET_PACKAGES).</summary>
-    public static (int ExitCode, string Output) RunWith(IReadOnlyDictionary<string, string>? environment, string folder, params string[] args)
+    public static (int ExitCode, string Output) RunWith(IReadOnlyDictionary<string, string>? environment, string folder, params string[] args) =>
+        Wait(Start("dotnet", folder, args, out var output, environment), output, $"dotnet {string.Join(' ', args)}");
+
+    /// <summary>Runs a bash script (<c>bash -e</c>, as a CI step runs) that calls dotnet; returns the exit code and the merged output.</summary>
+    public static (int ExitCode, string Output) Bash(IReadOnlyDictionary<string, string>? environment, string folder, string script) =>
+        Wait(Start("bash", folder, ["-e", "-c", script], out var output, environment), output, $"bash -c {script}");
+
+    private static (int ExitCode, string Output) Wait(Process process, StringBuilder output, string what)
     {
-        using var p = Start(folder, args, out var output, environment);
+        using var p = process;
         if (!p.WaitForExit(TimeSpan.FromMinutes(5)))
         {
             p.Kill(entireProcessTree: true);
-            throw new TimeoutException($"dotnet {string.Join(' ', args)} timed out");
+            throw new TimeoutException($"{what} timed out");
         }
         p.WaitForExit();
         lock (output) return (p.ExitCode, output.ToString());
@@ -31,9 +38,12 @@ public static class Dotnet
     }
 
     /// <summary>Starts dotnet; output lines are appended to <paramref name="output"/>.</summary>
-    public static Process Start(string folder, string[] args, out StringBuilder output, IReadOnlyDictionary<string, string>? environment = null)
+    public static Process Start(string folder, string[] args, out StringBuilder output, IReadOnlyDictionary<string, string>? environment = null) =>
+        Start("dotnet", folder, args, out output, environment);
+
+    private static Process Start(string program, string folder, string[] args, out StringBuilder output, IReadOnlyDictionary<string, string>? environment)
     {
-        var psi = new ProcessStartInfo("dotnet")
+        var psi = new ProcessStartInfo(program)
         {
             WorkingDirectory = folder,
             RedirectStandardOutput = true,

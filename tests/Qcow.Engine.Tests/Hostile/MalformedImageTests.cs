@@ -27,38 +27,42 @@ public sealed class MalformedImageTests(HostileImages bases) : IClassFixture<Hos
         Assert.Contains(path, message, StringComparison.Ordinal);
         Assert.True(c.Fields.Any(f => message.Contains(f, StringComparison.Ordinal)),
             $"{name}: the message names none of [{string.Join(", ", c.Fields)}]: {message}");
+        // Our words, not the runtime's ("The archive entry was compressed using an unsupported compression method").
+        Assert.DoesNotContain("archive", message, StringComparison.OrdinalIgnoreCase);
+        Assert.DoesNotContain(" the an ", message, StringComparison.Ordinal);
 
         string output = dir["out.raw"];
-        AssertCliFails(QcowProcess.Run(["convert", "-O", "raw", path, output]), path);
+        if (c.OnlySnapshot)
+        {
+            // One damaged snapshot entry hides nothing else: the current state still converts; the entry is refused.
+            var current = QcowProcess.Run(["convert", "-O", "raw", path, output]);
+            Assert.True(current.ExitCode == 0, $"{name}: the current state does not convert: {current.StdErr}");
+            File.Delete(output);
+            string id;
+            using (var image = Format.QcowImage.Open(path)) id = image.Snapshots.First(s => !s.IsIntact).Id;
+            AssertCliFails(QcowProcess.Run(["convert", "-l", $"snapshot.id={id}", "-O", "raw", path, output]), path);
+        }
+        else
+        {
+            AssertCliFails(QcowProcess.Run(["convert", "-O", "raw", path, output]), path);
+        }
         Assert.False(File.Exists(output), "a failed convert left its output");
         Assert.Empty(Directory.GetFiles(dir.Path, ".out.raw*"));
         Assert.Equal(before, Exerciser.Hash(path));
     }
 
     /// <summary>Damage that qemu reads through: our bytes must be qemu's bytes.</summary>
-    public static IEnumerable<object[]> BenignNames => Benign.Keys.Select(k => new object[] { k });
-
-    private static readonly Dictionary<string, (string Base, Action<string, Layout> Damage)> Benign = new()
-    {
-        ["unknown_compatible_bit"] = ("v3", (p, l) => Put(p, 80, 8, 1UL << 7)),
-        ["unknown_autoclear_bit"] = ("v3", (p, l) => Put(p, 88, 8, 1UL << 9)),
-        ["dirty_bit"] = ("v3", (p, l) => Put(p, 72, 8, 1)),
-        ["unknown_header_extension"] = ("v3", (p, l) => Put(p, l.Extensions[0].Offset, 4, 0x12345678)),
-        ["deflate_longer_than_cluster"] = ("v3", (p, l) => MalformedCases.ReplaceStream(p, l, MalformedCases.Deflate(Filled(2 * l.ClusterSize, 0x66)))),
-        ["compressed_stream_cut_at_end_of_file"] = ("v3", (p, l) => { }),
-        ["xl2_partial_subclusters"] = ("xl2", (p, l) => { }),
-        ["refcounts_wrong"] = ("v3", (p, l) => Put(p, l.Named("refcount block").First().Offset, 2, 0)),
-    };
+    public static IEnumerable<object[]> BenignNames => MalformedCases.Readable.Select(c => new object[] { c.Name });
 
     [SkippableTheory]
     [MemberData(nameof(BenignNames))]
     public void Damage_qemu_reads_through_reads_the_same_bytes(string name)
     {
         Qemu.Require();
-        var (kind, damage) = Benign[name];
+        var c = MalformedCases.Readable.Single(x => x.Name == name);
         using var dir = new TempDir("benign-");
-        string path = bases.CopyTo(kind, dir[$"{name}.qcow2"]);
-        damage(path, Layout.Of(path));
+        string path = bases.CopyTo(c.Base, dir[$"{name}.qcow2"]);
+        c.Damage(path, Layout.Of(path));
         string before = Exerciser.Hash(path);
 
         var outcome = Exerciser.Run(path);
@@ -78,12 +82,5 @@ public sealed class MalformedImageTests(HostileImages bases) : IClassFixture<Hos
         Assert.StartsWith("qcow: ", err, StringComparison.Ordinal);
         Assert.DoesNotContain("internal error", err, StringComparison.Ordinal);
         Assert.Contains(file, err, StringComparison.Ordinal);
-    }
-
-    private static byte[] Filled(int length, byte value)
-    {
-        var b = new byte[length];
-        Array.Fill(b, value);
-        return b;
     }
 }

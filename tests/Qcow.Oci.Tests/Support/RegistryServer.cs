@@ -147,7 +147,8 @@ public sealed class RegistryServer : IDisposable
         throw new InvalidOperationException($"docker-registry did not answer on 127.0.0.1:{Port}/v2/:\n{Log}");
     }
 
-    private static int FreePort()
+    /// <summary>A loopback port nothing listens on (at the time of asking).</summary>
+    public static int FreePort()
     {
         var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

@@ -16,7 +16,7 @@ public static class Tools
     {
         var missing = programs.Where(p => Find(p) is null).ToList();
         if (missing.Count == 0) return;
-        string reason = $"{string.Join(", ", missing)} not installed (apt-get install -y docker-registry apache2-utils)";
+        string reason = $"{string.Join(", ", missing)} not installed (apt-get install -y docker-registry apache2-utils jq)";
         if (Required) throw new InvalidOperationException($"QCOW_REQUIRE_QEMU=1 but {reason}");
         Skip.If(true, reason);
     }

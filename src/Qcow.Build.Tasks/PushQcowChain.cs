@@ -1,0 +1,111 @@
+using System.Globalization;
+using Microsoft.Build.Framework;
+using Microsoft.Build.Utilities;
+using Qcow.Oci;
+
+namespace Qcow.Build.Tasks;
+
+/// <summary>
+/// Pushes each chain of the project (its chain.json folder) to an OCI registry as one artifact, through
+/// <see cref="ChainPush"/>, and logs <c>NAME -> host/repository@sha256:…</c>. Blobs the registry already has are not
+/// uploaded, so pushing an unchanged chain again uploads nothing. Credentials come from the environment or docker's
+/// config.json, as for <c>qcow push</c>.
+/// </summary>
+public sealed class PushQcowChain : QcowTask
+{
+    /// <summary>The project name (MSBuildProjectName), for the output line.</summary>
+    [Required] public string ProjectName { get; set; } = "";
+
+    /// <summary>The registry, <c>host[:port]</c> (QcowRegistry).</summary>
+    [Required] public string Registry { get; set; } = "";
+
+    /// <summary>The repository of a chain without <c>Repository</c> metadata (QcowRepository).</summary>
+    [Required] public string Repository { get; set; } = "";
+
+    /// <summary>The tags (QcowImageTags); none means <c>latest</c>.</summary>
+    public string[] Tags { get; set; } = [];
+
+    /// <summary>Registries reached over plain HTTP although not on a loopback address (QcowInsecureRegistries).</summary>
+    public string[] InsecureRegistries { get; set; } = [];
+
+    /// <summary>The resolved chains (QcowResolvedChain: ChainJson, optional Repository).</summary>
+    public ITaskItem[] Chains { get; set; } = [];
+
+    /// <summary>Single exports of the project: not chains, so not pushed; each is named in a warning.</summary>
+    public ITaskItem[] Exports { get; set; } = [];
+
+    /// <summary>One item per pushed chain: the pinned reference, with Registry, Repository, Digest, Tags, BlobsUploaded, BlobsSkipped, BlobsMounted, BytesUploaded, ChainJson.</summary>
+    [Output] public ITaskItem[] PushedImages { get; private set; } = [];
+
+    /// <inheritdoc />
+    protected override void ExecuteCore()
+    {
+        CurrentCode = Codes.PushFailed;
+        foreach (var export in Exports)
+            Warning(Codes.ExportNotPushed, export.GetMetadata("FullPath"), "a single export is not a chain and is not pushed to the registry");
+
+        string registry = Registry.Trim().TrimEnd('/');
+        var tags = Tags.Select(t => t.Trim()).Where(t => t.Length > 0).Distinct(StringComparer.Ordinal).ToList();
+        var options = new RegistryOptions
+        {
+            InsecureRegistries = [.. InsecureRegistries.Select(r => r.Trim()).Where(r => r.Length > 0)],
+            Progress = Progress(),
+        };
+
+        // Two chains under one repository would overwrite each other's tags: refused before anything is sent.
+        var byRepository = new Dictionary<string, string>(StringComparer.Ordinal);
+        var requests = new List<(ITaskItem Chain, PushRequest Request)>();
+        foreach (var chain in Chains)
+        {
+            string chainJson = chain.GetMetadata("ChainJson");
+            string repository = chain.GetMetadata("Repository") is { Length: > 0 } own ? own.Trim() : Repository.Trim();
+            if (byRepository.TryGetValue(repository, out var other))
+            {
+                Error(Codes.OutputClash, chainJson, $"{other} and {chainJson} would both be pushed to {registry}/{repository}; give one of the QcowChain items other Repository metadata");
+                return;
+            }
+            byRepository[repository] = chainJson;
+            string text = $"{registry}/{repository}{(tags.Count > 0 ? ":" + tags[0] : "")}";
+            CurrentFile = text;
+            requests.Add((chain, new PushRequest
+            {
+                Folder = Path.GetDirectoryName(chainJson)!,
+                Reference = ImageReference.Parse(text),
+                Tags = tags.Skip(1).ToList(),
+            }));
+        }
+
+        var pushed = new List<ITaskItem>();
+        foreach (var (chain, request) in requests)
+        {
+            string reference = request.Reference.ToString();
+            CurrentFile = reference;
+            PushResult result;
+            try
+            {
+                result = ChainPush.RunAsync(request, options, CancellationToken).GetAwaiter().GetResult();
+            }
+            catch (RegistryException e) when (e.FilePath != reference && !File.Exists(e.FilePath))
+            {
+                // The library names the blob or the reference it was at; the build names the reference pushed to.
+                Error(Codes.PushFailed, reference, e.FilePath is null ? e.Reason : $"{e.FilePath}: {e.Reason}");
+                return;
+            }
+            Log.LogMessage(MessageImportance.High,
+                $"{ProjectName} -> {result.Pinned} (tags {string.Join(", ", result.Tags)}; {SummarizeQcowImages.Count(result.BlobsUploaded, "blob")} uploaded, "
+                + $"{Mib(result.BytesUploaded)}; {result.BlobsSkipped} already present, {result.BlobsMounted} mounted)");
+            var item = new TaskItem(result.Pinned.ToString());
+            item.SetMetadata("Registry", result.Reference.Registry);
+            item.SetMetadata("Repository", result.Reference.Repository);
+            item.SetMetadata("Digest", result.Digest);
+            item.SetMetadata("Tags", string.Join(";", result.Tags));
+            item.SetMetadata("BlobsUploaded", result.BlobsUploaded.ToString(CultureInfo.InvariantCulture));
+            item.SetMetadata("BlobsSkipped", result.BlobsSkipped.ToString(CultureInfo.InvariantCulture));
+            item.SetMetadata("BlobsMounted", result.BlobsMounted.ToString(CultureInfo.InvariantCulture));
+            item.SetMetadata("BytesUploaded", result.BytesUploaded.ToString(CultureInfo.InvariantCulture));
+            item.SetMetadata("ChainJson", chain.GetMetadata("ChainJson"));
+            pushed.Add(item);
+        }
+        PushedImages = [.. pushed];
+    }
+}

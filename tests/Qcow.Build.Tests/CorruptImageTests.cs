@@ -1,0 +1,83 @@
+using Qcow.Build.Tests.Support;
+using Qcow.Engine.Tests.Infrastructure;
+
+namespace Qcow.Build.Tests;
+
+/// <summary>
+/// Damaged images in a build: an image whose corrupt bit is set (qemu found it damaged) is read read-only, as qemu-img
+/// reads it, with a QCOW0100 warning that names it; a damaged snapshot entry fails the chain, named, unless the
+/// Snapshots metadata leaves it out.
+/// </summary>
+[Collection(SeedCollection.Name)]
+public sealed class CorruptImageTests(SeedChain seed) : IDisposable
+{
+    private readonly TempDir _dir = new("corrupt");
+
+    [SkippableFact]
+    public void A_chain_with_the_corrupt_bit_set_on_one_image_builds_with_QCOW0100_naming_it()
+    {
+        seed.CopyTo(_dir["images"]);
+        string imageB = _dir["images/imageB.qcow2"];
+        using (var f = new FileStream(imageB, FileMode.Open, FileAccess.ReadWrite))
+        {
+            // Incompatible feature bit 1 (corrupt), header bytes 72..79, big-endian: the low byte is byte 79.
+            f.Position = 79;
+            int low = f.ReadByte();
+            f.Position = 79;
+            f.WriteByte((byte)(low | 2));
+        }
+        var p = new ImgProject(_dir.Path, """<ItemGroup><QcowChain Include="images/imageC.qcow2" /></ItemGroup>""");
+        var b = p.Build();
+        Assert.True(b.Success, b.Log.Text);
+        var w = Assert.Single(b.Log.Warnings.Where(x => x.Message?.Contains("corrupt bit", StringComparison.Ordinal) == true).DistinctBy(x => x.Message));
+        Assert.Equal("QCOW0100", w.Code);
+        Assert.Contains(imageB, w.Message, StringComparison.Ordinal);
+        seed.AssertLayersCorrect(p.OutDir);
+    }
+
+    [SkippableFact]
+    public void A_damaged_snapshot_entry_fails_the_chain_naming_it_unless_Snapshots_leaves_it_out()
+    {
+        seed.CopyTo(_dir["images"]);
+        string imageB = _dir["images/imageB.qcow2"];
+        using (var f = new FileStream(imageB, FileMode.Open, FileAccess.ReadWrite))
+        {
+            // imageB's second snapshot entry (sn1): its L1 table offset, off the cluster boundary.
+            long entry = (long)ReadU64(f, 64);
+            long second = entry + ((40 + ReadU32(f, entry + 36) + ReadU16(f, entry + 12) + ReadU16(f, entry + 14) + 7) & ~7L);
+            ulong l1 = ReadU64(f, second);
+            f.Position = second;
+            f.Write(BitConverter.GetBytes(System.Buffers.Binary.BinaryPrimitives.ReverseEndianness(l1 + 512)));
+        }
+        Directory.CreateDirectory(_dir["all"]);
+        Directory.CreateDirectory(_dir["some"]);
+        var p = new ImgProject(_dir["all"], """<ItemGroup><QcowChain Include="../images/imageC.qcow2" /></ItemGroup>""");
+        var failed = p.Build();
+        Assert.False(failed.Success);
+        var e = Assert.Single(failed.Log.Errors);
+        Assert.Equal("QCOW0002", e.Code);
+        Assert.Equal(imageB, e.File);
+        Assert.Contains("snapshot table entry 1 ('sn1', id 2) l1_table_offset", e.Message, StringComparison.Ordinal);
+
+        var some = new ImgProject(_dir["some"], """<ItemGroup><QcowChain Include="../images/imageC.qcow2" Snapshots="sn0" /></ItemGroup>""");
+        var built = some.Build();
+        Assert.True(built.Success, built.Log.Text);
+        var layers = SeedChain.Layers.Select(l => l.File).Where(f => f != "imageB_sn1.qcow2").ToList();
+        seed.AssertLayersCorrect(some.OutDir, layers);
+        Assert.False(File.Exists(some.Out("imageB_sn1.qcow2")));
+    }
+
+    private static ulong ReadU64(FileStream f, long at) => System.Buffers.Binary.BinaryPrimitives.ReadUInt64BigEndian(ReadAt(f, at, 8));
+    private static uint ReadU32(FileStream f, long at) => System.Buffers.Binary.BinaryPrimitives.ReadUInt32BigEndian(ReadAt(f, at, 4));
+    private static ushort ReadU16(FileStream f, long at) => System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(ReadAt(f, at, 2));
+
+    private static byte[] ReadAt(FileStream f, long at, int length)
+    {
+        var b = new byte[length];
+        f.Position = at;
+        f.ReadExactly(b);
+        return b;
+    }
+
+    public void Dispose() => _dir.Dispose();
+}
