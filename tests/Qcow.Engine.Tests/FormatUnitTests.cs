@@ -27,7 +27,7 @@ public class FormatUnitTests
         var compressible = new byte[cs];
         for (int i = 0; i < cs; i++) compressible[i] = (byte)(i / 97);
         var stream = new byte[cs * 2];
-        int n = Compression.ClusterCompression.Compress(options.CompressionType, compressible, stream);
+        int n = Compression.ClusterCompression.Compress(options.Codec, compressible, stream);
         Assert.True(n > 0);
         writer.AddCompressed(5, stream.AsSpan(0, n));
         writer.AddData(8, Pattern(100, 2));
@@ -125,11 +125,11 @@ public class FormatUnitTests
             new Snapshot { Id = "1", Name = "2" },
             new Snapshot { Id = "2", Name = "base" },
         };
-        Assert.Equal("1", SnapshotTable.Find(list, "1", "x").Id);
-        Assert.Equal("2", SnapshotTable.Find(list, "2", "x").Id);          // a bare value is an id first
-        Assert.Equal("1", SnapshotTable.Find(list, "snapshot.name=2", "x").Id);
-        Assert.Equal("2", SnapshotTable.Find(list, "base", "x").Id);
-        var e = Assert.Throws<QcowException>(() => SnapshotTable.Find(list, "nope", "img.qcow2"));
+        Assert.Equal("1", SnapshotSelector.Find(list, "1", "x").Id);
+        Assert.Equal("2", SnapshotSelector.Find(list, "2", "x").Id);          // a bare value is an id first
+        Assert.Equal("1", SnapshotSelector.Find(list, "snapshot.name=2", "x").Id);
+        Assert.Equal("2", SnapshotSelector.Find(list, "base", "x").Id);
+        var e = Assert.Throws<QcowException>(() => SnapshotSelector.Find(list, "nope", "img.qcow2"));
         Assert.Contains("base (id 2)", e.Message);
         Assert.Contains("img.qcow2", e.Message);
     }

@@ -231,15 +231,15 @@ public class ManagedDeflateTests
     {
         var random = RandomBytes(65536, 3);
         var dest = new byte[65536 + 1024];
-        Assert.Equal(0, ClusterCompression.Compress(Format.CompressionType.Deflate, random, dest));
+        Assert.Equal(0, ClusterCompression.Compress(ClusterCodec.Deflate, random, dest));
         var text = Words(65536, 3);
-        int n = ClusterCompression.Compress(Format.CompressionType.Deflate, text, dest);
+        int n = ClusterCompression.Compress(ClusterCodec.Deflate, text, dest);
         Assert.InRange(n, 1, 65535);
         var back = new byte[65536];
-        Assert.Null(ClusterCompression.TryDecompress(Format.CompressionType.Deflate, dest.AsSpan(0, n), back));
+        Assert.Null(ClusterCompression.TryDecompress(ClusterCodec.Deflate, dest.AsSpan(0, n), back));
         Assert.Equal(text, back);
         // A destination too small for the stream is "does not fit", never an exception.
-        Assert.Equal(0, ClusterCompression.Compress(Format.CompressionType.Deflate, text, dest.AsSpan(0, n - 1)));
+        Assert.Equal(0, ClusterCompression.Compress(ClusterCodec.Deflate, text, dest.AsSpan(0, n - 1)));
     }
 
     [SkippableTheory]

@@ -68,7 +68,7 @@ public sealed class ImageSet : IDisposable
             if (snapshot is not null) throw new QcowException(top.Path, "a raw image has no snapshots");
             return new RawView(top.RawFile!, 0);
         }
-        Snapshot? snap = snapshot is null ? null : SnapshotTable.Find(top.Image.Snapshots, snapshot, top.Path);
+        Snapshot? snap = snapshot is null ? null : SnapshotSelector.Find(top.Image.Snapshots, snapshot, top.Path);
         return new QcowView(top.Image, snap, BackingView(chain, 1), 0);
     }
 

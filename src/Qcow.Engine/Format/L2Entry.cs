@@ -16,6 +16,24 @@ public enum ClusterKind : byte
 }
 
 /// <summary>
+/// What qemu's qcow2_get_cluster_type says of a whole entry (what check counts): unlike <see cref="ClusterKind"/>, it
+/// tells a preallocated zero cluster from a plain one, and ignores the subcluster bitmap.
+/// </summary>
+public enum QemuClusterType : byte
+{
+    /// <summary>No host cluster.</summary>
+    Unallocated,
+    /// <summary>Zero flag, no host cluster.</summary>
+    ZeroPlain,
+    /// <summary>Zero flag with a host cluster (preallocated).</summary>
+    ZeroAllocated,
+    /// <summary>A host cluster.</summary>
+    Normal,
+    /// <summary>A compressed stream.</summary>
+    Compressed,
+}
+
+/// <summary>
 /// A decoded L2 entry (spec: "Cluster mapping"): standard 8-byte entries, or extended 16-byte entries with a bitmap of
 /// 32 subclusters (bits 0..31 allocated, 32..63 reads-as-zero).
 /// </summary>
@@ -62,6 +80,13 @@ public readonly struct L2Entry
     public bool IsCompressed => (Word & CompressedFlag) != 0;
     /// <summary>The host cluster offset of an uncompressed cluster (0 when unallocated).</summary>
     public ulong HostOffset => Word & QcowLimits.OffsetMask;
+
+    /// <summary>qemu's qcow2_get_cluster_type of the entry: the zero flag counts in standard entries only.</summary>
+    public QemuClusterType QemuType =>
+        IsCompressed ? QemuClusterType.Compressed
+        : !Extended && (Word & ZeroFlag) != 0 ? (HostOffset != 0 ? QemuClusterType.ZeroAllocated : QemuClusterType.ZeroPlain)
+        : Allocated ? QemuClusterType.Normal
+        : QemuClusterType.Unallocated;
 
     /// <summary>The state of the whole cluster (Mixed when subclusters differ).</summary>
     public ClusterKind Kind

@@ -14,6 +14,9 @@ public sealed class RefcountTable
     private long _cachedBlock = -1;
     private byte[]? _cached;
 
+    /// <summary>The offset bits of a refcount table entry (9..63); bits 0..8 are reserved.</summary>
+    public const ulong EntryOffsetMask = 0xffff_ffff_ffff_fe00UL;
+
     /// <summary>Reads the refcount table of <paramref name="image"/>.</summary>
     public RefcountTable(QcowImage image)
     {

@@ -170,24 +170,4 @@ public static class SnapshotTable
             return false;
         }
     }
-
-    /// <summary>
-    /// Finds a snapshot with qemu's rules: <c>snapshot.id=X</c>, <c>snapshot.name=X</c>, or a bare X tried as an id
-    /// first, then as a name. Throws, listing the snapshots that exist, when none matches.
-    /// </summary>
-    public static Snapshot Find(IReadOnlyList<Snapshot> snapshots, string spec, string path)
-    {
-        Snapshot? found;
-        if (spec.StartsWith("snapshot.id=", StringComparison.Ordinal))
-            found = snapshots.FirstOrDefault(s => s.Id == spec["snapshot.id=".Length..]);
-        else if (spec.StartsWith("snapshot.name=", StringComparison.Ordinal))
-            found = snapshots.FirstOrDefault(s => s.Name == spec["snapshot.name=".Length..]);
-        else
-            found = snapshots.FirstOrDefault(s => s.Id == spec) ?? snapshots.FirstOrDefault(s => s.Name == spec);
-        if (found is not null) return found;
-        string have = snapshots.Count == 0
-            ? "the image has no snapshots"
-            : "snapshots are: " + string.Join(", ", snapshots.Select(s => $"{s.Name} (id {s.Id})"));
-        throw new QcowException(path, $"snapshot '{spec}' not found; {have}");
-    }
 }

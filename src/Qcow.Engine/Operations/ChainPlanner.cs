@@ -35,14 +35,16 @@ internal static class ChainPlanner
             var linkStates = new List<Snapshot?>();
             if (link.Image is not null)
             {
-                foreach (var s in link.Image.Snapshots)
+                // Each wanted snapshot is looked up in every image of the chain, with qemu's rule (SnapshotSelector).
+                var selected = new HashSet<Snapshot>(ReferenceEqualityComparer.Instance);
+                foreach (var w in wanted ?? Enumerable.Empty<string>())
                 {
-                    if (wanted is null) { linkStates.Add(s); continue; }
-                    string? hit = wanted.FirstOrDefault(w => w == s.Name || w == s.Id || w == $"snapshot.name={s.Name}" || w == $"snapshot.id={s.Id}");
-                    if (hit is null) continue;
-                    matched.Add(hit);
-                    linkStates.Add(s);
+                    if (SnapshotSelector.TryFind(link.Image.Snapshots, w) is not { } hit) continue;
+                    matched.Add(w);
+                    selected.Add(hit);
                 }
+                // In table order, whatever the order asked.
+                linkStates.AddRange(link.Image.Snapshots.Where(s => wanted is null || selected.Contains(s)));
             }
             linkStates.Add(null);
             int depth = i;

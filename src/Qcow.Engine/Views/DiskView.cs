@@ -1,4 +1,6 @@
 using System.Buffers;
+using Qcow.Engine.Compression;
+using Qcow.Engine.Format;
 
 namespace Qcow.Engine.Views;
 
@@ -59,7 +61,9 @@ public abstract class DiskView
                 try
                 {
                     var span = cluster.AsSpan(0, image.Header.ClusterSize);
-                    image.ReadCompressed(e.HostOffset, e.GuestCluster, span);
+                    image.ReadCompressed(e.HostOffset, e.GuestCluster, span, image.Header.CompressionType == CompressionType.Zstd
+                        ? ClusterCompression.TryDecompressZstd
+                        : ClusterCompression.TryInflate);
                     span.Slice(e.InCluster, dest.Length).CopyTo(dest);
                 }
                 finally

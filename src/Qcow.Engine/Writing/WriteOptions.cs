@@ -1,4 +1,5 @@
 using System.Globalization;
+using Qcow.Engine.Compression;
 using Qcow.Engine.Format;
 
 namespace Qcow.Engine.Writing;
@@ -61,6 +62,9 @@ public sealed record WriteOptions
         result.Validate();
         return result;
     }
+
+    /// <summary>The codec <see cref="CompressionType"/> names, for the compressor.</summary>
+    internal ClusterCodec Codec => CompressionType == CompressionType.Zstd ? ClusterCodec.Zstd : ClusterCodec.Deflate;
 
     /// <summary>Checks the combination is one qemu accepts.</summary>
     public void Validate()
