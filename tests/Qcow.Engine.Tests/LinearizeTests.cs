@@ -214,6 +214,26 @@ public class LinearizeTests
     }
 
     [SkippableFact]
+    public void Snapshot_filter_names_snapshots_with_qemus_rule_a_bare_value_is_an_id_first()
+    {
+        Qemu.Require();
+        using var dir = new TempDir("filter-rule");
+        var builder = new ImageBuilder(dir, seed: 5);
+        string image = builder.Create("disk.qcow2", "4M");
+        builder.WriteRandom(image, 0, 1 << 20);
+        builder.Snapshot(image, "x");   // id 1
+        builder.WriteRandom(image, 1 << 20, 1 << 20);
+        builder.Snapshot(image, "1");   // id 2, named like the other's id
+        Assert.Equal(["disk_x.qcow2", "disk.qcow2"], Planned(["1"]));
+        Assert.Equal(["disk_x.qcow2", "disk.qcow2"], Planned(["snapshot.id=1"]));
+        Assert.Equal(["disk_1.qcow2", "disk.qcow2"], Planned(["snapshot.name=1"]));
+        Assert.Equal(["disk_x.qcow2", "disk.qcow2"], Planned(["x"]));
+
+        IEnumerable<string> Planned(string[] snapshots) =>
+            Linearizer.Plan(new LinearizeRequest { TopImage = image, OutputFolder = dir["out"], Snapshots = snapshots }).Layers.Select(l => l.FileName);
+    }
+
+    [SkippableFact]
     public void Errors_name_the_problem_and_leave_no_output()
     {
         Qemu.Require();

@@ -22,7 +22,7 @@ Fuzzer.OutOfProcess.Run(stream =>
         using (var set = new ImageSet())
         {
             ReadAll(set.View(path));
-            foreach (var s in set.Chain(path)[0].Image?.Snapshots ?? [])
+            foreach (var s in (set.Chain(path)[0] as QcowLink)?.Image.Snapshots ?? [])
                 ReadAll(set.View(path, $"snapshot.id={s.Id}"));
         }
         MapOperation.Run(path);

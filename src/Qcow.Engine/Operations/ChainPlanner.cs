@@ -29,22 +29,22 @@ internal static class ChainPlanner
         {
             var link = chain[i];
             files.Add(link.Path);
-            if (link.Image is { } img && !ReferenceEquals(img.DataFile, img.File)) files.Add(img.DataFile.Path);
+            files.AddRange(link.Files.Skip(1).Select(f => f.Path));
             deps[link.Path] = files.ToArray();
             string stem = Path.GetFileNameWithoutExtension(link.Path);
             var linkStates = new List<Snapshot?>();
-            if (link.Image is not null)
+            if (link is QcowLink { Image: var image })
             {
                 // Each wanted snapshot is looked up in every image of the chain, with qemu's rule (SnapshotSelector).
                 var selected = new HashSet<Snapshot>(ReferenceEqualityComparer.Instance);
                 foreach (var w in wanted ?? Enumerable.Empty<string>())
                 {
-                    if (SnapshotSelector.TryFind(link.Image.Snapshots, w) is not { } hit) continue;
+                    if (SnapshotSelector.TryFind(image.Snapshots, w) is not { } hit) continue;
                     matched.Add(w);
                     selected.Add(hit);
                 }
                 // In table order, whatever the order asked.
-                linkStates.AddRange(link.Image.Snapshots.Where(s => wanted is null || selected.Contains(s)));
+                linkStates.AddRange(image.Snapshots.Where(s => wanted is null || selected.Contains(s)));
             }
             linkStates.Add(null);
             int depth = i;
@@ -60,11 +60,11 @@ internal static class ChainPlanner
                 if (names.TryGetValue(file, out var clash))
                     throw new QcowException(link.Path, $"two states would both be written as {file} (also from {clash}); rename one of the images or snapshots");
                 names[file] = link.Path;
-                long size = snap is null ? link.VirtualSize : (long)(snap.DiskSize ?? link.Image!.Header.Size);
+                long size = snap is null ? link.VirtualSize : (long)(snap.DiskSize ?? (ulong)link.VirtualSize);
                 var layer = new PlannedLayer { FileName = file, BackingFileName = below, SourceImage = link.Path, Snapshot = snap?.Name, VirtualSize = size };
                 layers.Add(layer);
                 var captured = snap;
-                states.Add((layer, () => StateView(set, chain, depth, captured)));
+                states.Add((layer, () => ImageSet.StateView(chain, depth, captured)));
                 below = file;
             }
         }
@@ -73,7 +73,7 @@ internal static class ChainPlanner
             var missing = wanted.Where(w => !matched.Contains(w)).ToList();
             if (missing.Count > 0)
             {
-                var all = chain.Where(l => l.Image is not null).SelectMany(l => l.Image!.Snapshots.Select(s => $"{Path.GetFileName(l.Path)}:{s.Name}")).ToList();
+                var all = chain.OfType<QcowLink>().SelectMany(l => l.Image.Snapshots.Select(s => $"{Path.GetFileName(l.Path)}:{s.Name}")).ToList();
                 throw new QcowException(request.TopImage, $"snapshot(s) {string.Join(", ", missing)} not found in the chain; snapshots are: {(all.Count == 0 ? "(none)" : string.Join(", ", all))}");
             }
         }
@@ -108,18 +108,4 @@ internal static class ChainPlanner
         name.Length > 0 && name != "." && name != ".." && !name.Contains("..", StringComparison.Ordinal) &&
         name.IndexOfAny(['/', '\\', ':']) < 0 && !name.Any(char.IsControl) &&
         name.IndexOfAny(Path.GetInvalidFileNameChars()) < 0;
-
-    private static DiskView StateView(ImageSet set, IReadOnlyList<ChainLink> chain, int index, Snapshot? snapshot)
-    {
-        // The view of chain[index] at a state, over the current state of everything below it.
-        DiskView? backing = null;
-        for (int j = chain.Count - 1; j > index; j--)
-        {
-            var l = chain[j];
-            backing = l.Image is null ? new RawView(l.RawFile!, j - index) : new QcowView(l.Image, null, backing, j - index);
-        }
-        var link = chain[index];
-        if (link.Image is null) return new RawView(link.RawFile!, 0);
-        return new QcowView(link.Image, snapshot, backing, 0);
-    }
 }

@@ -49,13 +49,13 @@ public static class InfoOperation
         for (int i = 0; i < chain.Count; i++)
         {
             var link = chain[i];
-            var img = link.Image;
+            var img = (link as QcowLink)?.Image;
             list.Add(new ImageInfo
             {
                 FileName = i == 0 ? path : link.Path,
                 Format = link.Format,
                 VirtualSize = link.VirtualSize,
-                ActualSize = (link.Image?.File ?? link.RawFile)!.AllocatedSize ?? link.FileLength,
+                ActualSize = link.File.AllocatedSize ?? link.FileLength,
                 ClusterSize = img?.Header.ClusterSize,
                 BackingFilename = link.BackingName,
                 FullBackingFilename = i + 1 < chain.Count ? chain[i + 1].Path : link.BackingName is { } n ? Path.GetFullPath(Path.Combine(Path.GetDirectoryName(link.Path)!, n)) : null,

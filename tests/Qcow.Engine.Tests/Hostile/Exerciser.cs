@@ -84,7 +84,7 @@ public static class Exerciser
                 size = view.Size;
                 current = ReadAll(view, size <= KeepLimit);
                 var top = set.Chain(path)[0];
-                foreach (var snapshot in top.Image?.Snapshots ?? [])
+                foreach (var snapshot in (top as QcowLink)?.Image.Snapshots ?? [])
                     ReadAll(set.View(path, $"snapshot.id={snapshot.Id}"), keep: false);
             }
             MapOperation.Run(path, policy: policy);
