@@ -7,7 +7,7 @@ namespace Qcow.Build.Tasks;
 
 /// <summary>
 /// Writes a QcowChain's linear chain (one layer per state, bottom first) and its chain.json with
-/// <see cref="Linearizer.Run"/>. With <see cref="Rebuild"/>, only the layers of source images whose outputs are
+/// <see cref="LinearizeOperation.Run"/>. With <see cref="Rebuild"/>, only the layers of source images whose outputs are
 /// stale are rewritten (missing layers are always written); the others are kept and only hashed for chain.json.
 /// </summary>
 public sealed class LinearizeQcowChain : QcowTask
@@ -67,7 +67,7 @@ public sealed class LinearizeQcowChain : QcowTask
 
         if (FailIfNotIncremental)
         {
-            foreach (var s in Rebuild is null ? [Path.Combine(outDir, Linearizer.ChainJsonName)] : stale)
+            foreach (var s in Rebuild is null ? [Path.Combine(outDir, LinearizeOperation.ChainJsonName)] : stale)
                 Error(Codes.NotUpToDate, s, "output is out of date; a build would write it");
             return;
         }
@@ -77,7 +77,7 @@ public sealed class LinearizeQcowChain : QcowTask
             : $"Linearizing {top} into {outDir} (rewriting layers of: {(only.Count == 0 ? "none, writing missing outputs" : string.Join(", ", only.Select(Path.GetFileName)))})");
         CurrentCode = Codes.WriteFailed;
         CurrentFile = top;
-        var result = Linearizer.Run(request, Progress(), CancellationToken);
+        var result = LinearizeOperation.Run(request, Progress(), CancellationToken);
 
         var layers = new List<ITaskItem>();
         foreach (var r in result.Layers)

@@ -184,7 +184,7 @@ public sealed class ResolveQcowInputs : QcowTask
         if (SourceFormat(item) is not { } format) return;
         string outDir = Dir(Full(Settings.Meta(item, "OutputDir", DefaultOutputDir)));
         string[] snapshots = Settings.List(item.GetMetadata("Snapshots"));
-        string namePattern = Settings.Meta(item, "NamePattern", DefaultNamePattern) is { Length: > 0 } np ? np : Linearizer.DefaultNamePattern;
+        string namePattern = Settings.Meta(item, "NamePattern", DefaultNamePattern) is { Length: > 0 } np ? np : LinearizeOperation.DefaultNamePattern;
         var request = new LinearizeRequest
         {
             TopImage = top,
@@ -197,7 +197,7 @@ public sealed class ResolveQcowInputs : QcowTask
         ChainPlan plan;
         try
         {
-            plan = Linearizer.Plan(request);
+            plan = LinearizeOperation.Plan(request);
         }
         catch (QcowException e)
         {
@@ -210,7 +210,7 @@ public sealed class ResolveQcowInputs : QcowTask
         // Ids and stamp texts use paths relative to the project: a copy of the project folder has the same stamps.
         string chainId = Stamp.Id($"{Relative(top)}\n{Relative(outDir)}");
         string stampDir = Path.Combine(Full(StampDirectory), $"{Path.GetFileNameWithoutExtension(top)}-{chainId}");
-        string chainJson = Path.Combine(outDir, Linearizer.ChainJsonName);
+        string chainJson = Path.Combine(outDir, LinearizeOperation.ChainJsonName);
 
         var resolved = new TaskItem(top);
         item.CopyMetadataTo(resolved);
@@ -249,7 +249,7 @@ public sealed class ResolveQcowInputs : QcowTask
         var manifest = NewStamp(chainJson).Add("common", common)
             .Add("layers", string.Join(";", plan.Layers.Select(l => l.FileName)))
             .Files(plan.InputFiles, _hashes, CancellationToken);
-        var m = Pending(Path.Combine(stampDir, Linearizer.ChainJsonName + ".stamp"), manifest, chainJson);
+        var m = Pending(Path.Combine(stampDir, LinearizeOperation.ChainJsonName + ".stamp"), manifest, chainJson);
         ChainMetadata(m, "Manifest", chainJson, chainId, top);
         work.Add(m);
     }
@@ -306,13 +306,13 @@ public sealed class ResolveQcowInputs : QcowTask
         try
         {
             // The engine's plan lists every file of each backing chain; naming the snapshot checks it exists.
-            var plan = Linearizer.Plan(new LinearizeRequest { TopImage = source, OutputFolder = Path.GetDirectoryName(output)!, Policy = policy, Snapshots = snapshot.Length > 0 ? [snapshot] : null });
+            var plan = LinearizeOperation.Plan(new LinearizeRequest { TopImage = source, OutputFolder = Path.GetDirectoryName(output)!, Policy = policy, Snapshots = snapshot.Length > 0 ? [snapshot] : null });
             if (!FormatMatches(source, plan.TopFormat, sourceFormat, item, "QcowSnapshot source image")) return;
             files.AddRange(plan.InputFiles);
             if (diffImageFull is not null)
-                files.AddRange(Linearizer.Plan(new LinearizeRequest { TopImage = diffImageFull, OutputFolder = Path.GetDirectoryName(output)!, Policy = policy, Snapshots = diffSnapshot.Length > 0 ? [diffSnapshot] : null }).InputFiles);
+                files.AddRange(LinearizeOperation.Plan(new LinearizeRequest { TopImage = diffImageFull, OutputFolder = Path.GetDirectoryName(output)!, Policy = policy, Snapshots = diffSnapshot.Length > 0 ? [diffSnapshot] : null }).InputFiles);
             else if (diffSnapshot.Length > 0)
-                Linearizer.Plan(new LinearizeRequest { TopImage = source, OutputFolder = Path.GetDirectoryName(output)!, Policy = policy, Snapshots = [diffSnapshot] });
+                LinearizeOperation.Plan(new LinearizeRequest { TopImage = source, OutputFolder = Path.GetDirectoryName(output)!, Policy = policy, Snapshots = [diffSnapshot] });
         }
         catch (QcowException e)
         {

@@ -18,7 +18,7 @@ internal static class InfoCommand
         var cmd = new Command("info", "Show an image's format, sizes, backing file and snapshots (like qemu-img info).") { output, chain, allow, image };
         cmd.SetAction(r =>
         {
-            var infos = InfoOperation.Run(r.GetValue(image)!, r.GetValue(chain), QcowCommand.Policy(r, allow));
+            var infos = InfoOperation.Run(new InfoRequest { Image = r.GetValue(image)!, BackingChain = r.GetValue(chain), Policy = QcowCommand.Policy(r, allow) }).Images;
             if (r.GetValue(output) == "json") Console.WriteLine(ToJson(infos, r.GetValue(chain)));
             else
             {

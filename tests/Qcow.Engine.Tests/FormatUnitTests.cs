@@ -68,7 +68,7 @@ public class FormatUnitTests
         Assert.Equal(Pattern(100, 2), tail);
 
         // Our own check recounts every reference and agrees with what we stored.
-        var check = CheckOperation.Run(path);
+        var check = CheckOperation.Run(new CheckRequest { Image = path });
         Assert.True(check.ExitCode == 0, string.Join("\n", check.Messages));
         Assert.Equal(version == 3 ? 3 : 4, check.AllocatedClusters);
         Assert.Equal(1, check.CompressedClusters);

@@ -45,7 +45,7 @@ public class LinearizeTests
         using var dir = new TempDir("partial");
         string top = new ImageBuilder(dir, seed: 31).SeedChain("8M");
         string outDir = dir["out"];
-        var full = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir });
+        var full = LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir });
         string kept = Path.Combine(outDir, SeedStates[0].Layer);
         var keptTime = File.GetLastWriteTimeUtc(kept);
         // Change a kept layer behind the tool's back, keeping its time: the recorded hash is taken, the file not read.
@@ -54,7 +54,7 @@ public class LinearizeTests
         File.WriteAllBytes(kept, bytes);
         File.SetLastWriteTimeUtc(kept, keptTime);
         var onlyTop = new HashSet<string> { Path.GetFullPath(top) };
-        var partial = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, OnlyImages = onlyTop });
+        var partial = LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, OnlyImages = onlyTop });
         Assert.Null(partial.Layers[0].Stats);
         Assert.Equal(full.Layers[0].Sha256, partial.Layers[0].Sha256);
         Assert.NotEqual(WriterTests.Sha(kept), partial.Layers[0].Sha256);
@@ -63,7 +63,7 @@ public class LinearizeTests
 
         // Written after chain.json: hashed again.
         File.SetLastWriteTimeUtc(kept, DateTime.UtcNow.AddMinutes(5));
-        var again = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, OnlyImages = onlyTop });
+        var again = LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, OnlyImages = onlyTop });
         Assert.Equal(WriterTests.Sha(kept), again.Layers[0].Sha256);
 
         // A damaged chain.json is not trusted either (the layer changed again, with its old time).
@@ -71,8 +71,8 @@ public class LinearizeTests
         bytes[^2] ^= 0xff;
         File.WriteAllBytes(kept, bytes);
         File.SetLastWriteTimeUtc(kept, keptTime);
-        File.WriteAllText(Path.Combine(outDir, Linearizer.ChainJsonName), "{");
-        var noManifest = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, OnlyImages = onlyTop });
+        File.WriteAllText(Path.Combine(outDir, LinearizeOperation.ChainJsonName), "{");
+        var noManifest = LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, OnlyImages = onlyTop });
         Assert.Equal(WriterTests.Sha(kept), noManifest.Layers[0].Sha256);
     }
 
@@ -84,7 +84,7 @@ public class LinearizeTests
         string top = new ImageBuilder(dir, seed: 2013).SeedChain("64M");
         var sources = Directory.GetFiles(dir.Path).ToDictionary(f => f, WriterTests.Sha);
         string outDir = dir["out"];
-        var result = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir });
+        var result = LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir });
 
         Assert.Equal(SeedStates.Select(s => s.Layer), result.Layers.Select(l => l.Layer.FileName));
         for (int i = 0; i < SeedStates.Length; i++)
@@ -121,7 +121,7 @@ public class LinearizeTests
         Qemu.Require();
         using var dir = new TempDir("stock");
         string top = new ImageBuilder(dir, seed: 77).SeedChain("32M");
-        var ours = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["ours"] });
+        var ours = LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["ours"] });
 
         // Stock: full export of every state, an empty overlay on it, safe rebase onto the full export below, then
         // an unsafe rebase onto the layer below.
@@ -161,7 +161,7 @@ public class LinearizeTests
         b.Snapshot(c, "sn0");                     // sn0 == imageA's current
         b.Scatter(c, 32 << 20, 6, 1 << 20);
 
-        var result = Linearizer.Run(new LinearizeRequest { TopImage = c, OutputFolder = dir["out"] });
+        var result = LinearizeOperation.Run(new LinearizeRequest { TopImage = c, OutputFolder = dir["out"] });
         var byName = result.Layers.ToDictionary(l => l.Layer.FileName);
         Assert.Equal(0, byName["imageA.qcow2"].Stats!.BytesRead);
         Assert.Equal(0, byName["imageC_sn0.qcow2"].Stats!.BytesRead);
@@ -193,8 +193,8 @@ public class LinearizeTests
         Qemu.Require();
         using var dir = new TempDir("twice");
         string top = new ImageBuilder(dir, seed: 12).SeedChain("16M");
-        var one = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["one"] });
-        var two = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = Path.Combine(dir["two"], "nested") });
+        var one = LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["one"] });
+        var two = LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = Path.Combine(dir["two"], "nested") });
         Assert.Equal(one.Layers.Select(l => l.Sha256), two.Layers.Select(l => l.Sha256));
         foreach (var (x, y) in one.Layers.Zip(two.Layers))
             Assert.Equal(WriterTests.Sha(x.Path), WriterTests.Sha(y.Path));
@@ -207,7 +207,7 @@ public class LinearizeTests
         Qemu.Require();
         using var dir = new TempDir("filter");
         string top = new ImageBuilder(dir, seed: 31).SeedChain("16M");
-        var result = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["out"], Snapshots = ["sn1"] });
+        var result = LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["out"], Snapshots = ["sn1"] });
         Assert.Equal(["imageA.qcow2", "imageB_sn1.qcow2", "imageB.qcow2", "imageC.qcow2"], result.Layers.Select(l => l.Layer.FileName));
         Qemu.AssertIdentical(Export(dir, "imageB.qcow2", "sn1"), Path.Combine(dir["out"], "imageB_sn1.qcow2"));
         Qemu.AssertIdentical(dir["imageC.qcow2"], Path.Combine(dir["out"], "imageC.qcow2"));
@@ -230,7 +230,7 @@ public class LinearizeTests
         Assert.Equal(["disk_x.qcow2", "disk.qcow2"], Planned(["x"]));
 
         IEnumerable<string> Planned(string[] snapshots) =>
-            Linearizer.Plan(new LinearizeRequest { TopImage = image, OutputFolder = dir["out"], Snapshots = snapshots }).Layers.Select(l => l.FileName);
+            LinearizeOperation.Plan(new LinearizeRequest { TopImage = image, OutputFolder = dir["out"], Snapshots = snapshots }).Layers.Select(l => l.FileName);
     }
 
     [SkippableFact]
@@ -240,12 +240,12 @@ public class LinearizeTests
         using var dir = new TempDir("err");
         string top = new ImageBuilder(dir, seed: 1).SeedChain("8M");
 
-        var missingSnap = Assert.Throws<QcowException>(() => Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["o1"], Snapshots = ["nosuch"] }));
+        var missingSnap = Assert.Throws<QcowException>(() => LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["o1"], Snapshots = ["nosuch"] }));
         Assert.Contains("nosuch", missingSnap.Message);
         Assert.Contains("imageB.qcow2:sn1", missingSnap.Message);
         Assert.False(Directory.Exists(dir["o1"]));
 
-        var clash = Assert.Throws<QcowException>(() => Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir.Path }));
+        var clash = Assert.Throws<QcowException>(() => LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir.Path }));
         Assert.Contains("never modified", clash.Message);
 
         var cli = QcowCli.Run("linearize", "--snapshots", "nosuch", top, dir["o2"]);
@@ -256,13 +256,13 @@ public class LinearizeTests
         // A snapshot name is image content: it must not steer a layer out of OUTDIR.
         string evil = new ImageBuilder(dir, seed: 2).Create("evil.qcow2", "4M");
         Qemu.Img("snapshot", "-c", "../../escaped", evil);
-        var escape = Assert.Throws<QcowException>(() => Linearizer.Run(new LinearizeRequest { TopImage = evil, OutputFolder = dir["o4"] }));
+        var escape = Assert.Throws<QcowException>(() => LinearizeOperation.Run(new LinearizeRequest { TopImage = evil, OutputFolder = dir["o4"] }));
         Assert.Contains("../../escaped", escape.Message);
         Assert.False(Directory.Exists(dir["o4"]));
         Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(dir.Path)!, "*escaped*"));
 
         File.Move(dir["imageB.qcow2"], dir["moved.qcow2"]);
-        var missing = Assert.Throws<QcowException>(() => Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["o3"] }));
+        var missing = Assert.Throws<QcowException>(() => LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["o3"] }));
         Assert.Contains("imageB.qcow2", missing.Message);
         Assert.Contains("not found", missing.Message);
         Assert.Contains("chain:", missing.Message);

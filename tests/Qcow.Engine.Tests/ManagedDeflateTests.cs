@@ -274,7 +274,7 @@ public class ManagedDeflateTests
         // qemu's own read path, cluster by cluster, into a raw file.
         Qemu.Img("convert", "-f", "qcow2", "-O", "raw", dir["out.qcow2"], dir["back.raw"]);
         Assert.Equal(SHA256.HashData(raw), SHA256.HashData(File.ReadAllBytes(dir["back.raw"])));
-        var check = CheckOperation.Run(dir["out.qcow2"]);
+        var check = CheckOperation.Run(new CheckRequest { Image = dir["out.qcow2"] });
         Assert.True(check.CompressedClusters > 0, "expected compressed clusters");
     }
 }

@@ -64,7 +64,7 @@ public class PinnedHashTests
         using var dir = new TempDir("pinned-qemu");
         var (options, pattern) = Case(name);
         string outDir = dir["out"];
-        var result = Linearizer.Run(new LinearizeRequest
+        var result = LinearizeOperation.Run(new LinearizeRequest
         {
             TopImage = Path.Combine(SeedImages, "imageC.qcow2"), OutputFolder = outDir, Options = options, NamePattern = pattern,
         });
@@ -102,7 +102,7 @@ public class PinnedHashTests
     /// <summary>Linearizes the seed chain into <paramref name="outDir"/>; the SHA-256 of every file written, by name.</summary>
     private static SortedDictionary<string, string> Linearize(string outDir, WriteOptions options, string? pattern)
     {
-        var result = Linearizer.Run(new LinearizeRequest
+        var result = LinearizeOperation.Run(new LinearizeRequest
         {
             TopImage = Path.Combine(SeedImages, "imageC.qcow2"), OutputFolder = outDir, Options = options, NamePattern = pattern,
         });

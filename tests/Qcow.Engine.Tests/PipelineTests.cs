@@ -83,14 +83,14 @@ public class PipelineTests(SeedChainFixture seed) : IClassFixture<SeedChainFixtu
         QcowException? error = null;
         var (steps, ends) = Hooked(
             s => { if (s == step) throw new InvalidOperationException("injected fault"); },
-            () => error = Assert.Throws<QcowException>(() => Linearizer.Run(new LinearizeRequest { TopImage = seed.Top, OutputFolder = outDir })));
+            () => error = Assert.Throws<QcowException>(() => LinearizeOperation.Run(new LinearizeRequest { TopImage = seed.Top, OutputFolder = outDir })));
 
         Assert.Contains(step, steps);
         Assert.Equal(layer, Path.GetFileName(error!.FilePath));
         Assert.Contains("injected fault", error.Message);
         Assert.IsNotType<AggregateException>(error.InnerException);
         Assert.DoesNotContain("chain-json", steps);
-        Assert.False(File.Exists(Path.Combine(outDir, Linearizer.ChainJsonName)));
+        Assert.False(File.Exists(Path.Combine(outDir, LinearizeOperation.ChainJsonName)));
         AssertNothingLeft(outDir, ends);
         // Layers appear bottom first and complete: what is in place is a prefix of the chain, each committed.
         var inPlace = Directory.EnumerateFiles(outDir).Select(f => Path.GetFileName(f)).ToHashSet();
@@ -105,7 +105,7 @@ public class PipelineTests(SeedChainFixture seed) : IClassFixture<SeedChainFixtu
         Qemu.Require();
         using var dir = new TempDir("pipeline-ok");
         LinearizeResult? result = null;
-        var (steps, ends) = Hooked(_ => { }, () => result = Linearizer.Run(new LinearizeRequest { TopImage = seed.Top, OutputFolder = dir["out"] }));
+        var (steps, ends) = Hooked(_ => { }, () => result = LinearizeOperation.Run(new LinearizeRequest { TopImage = seed.Top, OutputFolder = dir["out"] }));
 
         var layers = LinearizeTests.SeedStates.Select(s => s.Layer).ToList();
         Assert.Equal(layers, steps.Where(s => s.StartsWith("committed:", StringComparison.Ordinal)).Select(s => s["committed:".Length..]));
@@ -125,7 +125,7 @@ public class PipelineTests(SeedChainFixture seed) : IClassFixture<SeedChainFixtu
         var (steps, ends) = Hooked(
             s => { if (s == "written:imageB_sn0.qcow2") cancel.Cancel(); },
             () => Assert.ThrowsAny<OperationCanceledException>(() =>
-                Linearizer.Run(new LinearizeRequest { TopImage = seed.Top, OutputFolder = dir["out"] }, null, cancel.Token)));
+                LinearizeOperation.Run(new LinearizeRequest { TopImage = seed.Top, OutputFolder = dir["out"] }, null, cancel.Token)));
 
         Assert.DoesNotContain("chain-json", steps);
         AssertNothingLeft(dir["out"], ends);

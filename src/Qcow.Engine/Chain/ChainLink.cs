@@ -14,7 +14,7 @@ public abstract class ChainLink : IDisposable
     /// <summary>"qcow2" or "raw".</summary>
     public abstract string Format { get; }
     /// <summary>The opened file itself.</summary>
-    public abstract ImageFile File { get; }
+    internal abstract ImageFile File { get; }
     /// <summary>The backing file name exactly as the image stores it (null at the bottom, and for raw).</summary>
     public virtual string? BackingName => null;
     /// <summary>The file's length in bytes.</summary>
@@ -22,7 +22,7 @@ public abstract class ChainLink : IDisposable
     /// <summary>The virtual size of the current state.</summary>
     public abstract long VirtualSize { get; }
     /// <summary>Every file the link reads: itself and, for a qcow2 image, its external data file.</summary>
-    public virtual IReadOnlyList<ImageFile> Files => [File];
+    internal virtual IReadOnlyList<ImageFile> Files => [File];
 
     /// <summary>
     /// The view of this link at <paramref name="snapshot"/> (null: current state) over <paramref name="backing"/>;
@@ -40,17 +40,21 @@ public sealed class QcowLink : ChainLink
     internal QcowLink(string path, QcowImage image) : base(path) => Image = image;
 
     /// <summary>The opened image.</summary>
-    public QcowImage Image { get; }
+    internal QcowImage Image { get; }
+    /// <summary>The image's header.</summary>
+    public QcowHeader Header => Image.Header;
+    /// <summary>The image's internal snapshots, in table order.</summary>
+    public IReadOnlyList<Snapshot> Snapshots => Image.Snapshots;
     /// <inheritdoc />
     public override string Format => "qcow2";
     /// <inheritdoc />
-    public override ImageFile File => Image.File;
+    internal override ImageFile File => Image.File;
     /// <inheritdoc />
     public override string? BackingName => Image.BackingFileName;
     /// <inheritdoc />
     public override long VirtualSize => (long)Image.Header.Size;
     /// <inheritdoc />
-    public override IReadOnlyList<ImageFile> Files => ReferenceEquals(Image.DataFile, Image.File) ? [Image.File] : [Image.File, Image.DataFile];
+    internal override IReadOnlyList<ImageFile> Files => ReferenceEquals(Image.DataFile, Image.File) ? [Image.File] : [Image.File, Image.DataFile];
 
     internal override DiskView View(Snapshot? snapshot, DiskView? backing, int depth) => new QcowView(Image, snapshot, backing, depth);
 
@@ -68,7 +72,7 @@ public sealed class RawLink : ChainLink
     /// <inheritdoc />
     public override string Format => "raw";
     /// <inheritdoc />
-    public override ImageFile File => _file;
+    internal override ImageFile File => _file;
     /// <inheritdoc />
     public override long VirtualSize => RawView.SizeOf(_file.Length);
 

@@ -6,7 +6,7 @@ namespace Qcow.Engine.Compression;
 /// Compressed clusters (spec: "Compressed Clusters Descriptor", "compression_type"): one stream per cluster that
 /// decompresses to exactly one cluster. Streams may be followed by unrelated bytes (the next stream shares the sector).
 /// </summary>
-public static class ClusterCompression
+internal static class ClusterCompression
 {
     /// <summary>Decompresses a deflate stream (compression_type 0); see <see cref="TryDecompress"/>.</summary>
     public static string? TryInflate(ReadOnlySpan<byte> stream, Span<byte> cluster) => TryDecompress(ClusterCodec.Deflate, stream, cluster);

@@ -5,4 +5,4 @@ namespace Qcow.Engine.Format;
 /// <paramref name="cluster"/>, which it must fill exactly; returns an error text, or null. Format reads the stream;
 /// the codec comes from above (Format and Compression do not know each other).
 /// </summary>
-public delegate string? ClusterDecompressor(ReadOnlySpan<byte> stream, Span<byte> cluster);
+internal delegate string? ClusterDecompressor(ReadOnlySpan<byte> stream, Span<byte> cluster);

@@ -1,7 +1,7 @@
 namespace Qcow.Engine.Format;
 
 /// <summary>What an L2 entry (or one of its subclusters) says about guest data.</summary>
-public enum ClusterKind : byte
+internal enum ClusterKind : byte
 {
     /// <summary>Not allocated here: read from the backing file (zeros when there is none).</summary>
     Unallocated,
@@ -19,7 +19,7 @@ public enum ClusterKind : byte
 /// What qemu's qcow2_get_cluster_type says of a whole entry (what check counts): unlike <see cref="ClusterKind"/>, it
 /// tells a preallocated zero cluster from a plain one, and ignores the subcluster bitmap.
 /// </summary>
-public enum QemuClusterType : byte
+internal enum QemuClusterType : byte
 {
     /// <summary>No host cluster.</summary>
     Unallocated,
@@ -37,7 +37,7 @@ public enum QemuClusterType : byte
 /// A decoded L2 entry (spec: "Cluster mapping"): standard 8-byte entries, or extended 16-byte entries with a bitmap of
 /// 32 subclusters (bits 0..31 allocated, 32..63 reads-as-zero).
 /// </summary>
-public readonly struct L2Entry
+internal readonly struct L2Entry
 {
     /// <summary>Bit 63: refcount is exactly one.</summary>
     public const ulong CopiedFlag = 1UL << 63;
@@ -139,7 +139,7 @@ public readonly struct L2Entry
 }
 
 /// <summary>Where a compressed cluster's stream lives (spec: "Compressed Clusters Descriptor").</summary>
-public readonly record struct CompressedDescriptor(ulong HostOffset, long Length)
+internal readonly record struct CompressedDescriptor(ulong HostOffset, long Length)
 {
     /// <summary>Decodes the descriptor bits of an L2 entry for an image with <paramref name="clusterBits"/>.</summary>
     public static CompressedDescriptor Decode(ulong word, int clusterBits)

@@ -6,7 +6,7 @@ namespace Qcow.Engine.Format;
 /// An opened qcow2 file: header, extensions, snapshot table, and lookups through its L1/L2 tables. Read-only and
 /// safe for parallel readers. Views (<see cref="Views.QcowView"/>) put a chosen L1 table and a backing chain on top.
 /// </summary>
-public sealed class QcowImage : IDisposable
+internal sealed class QcowImage : IDisposable
 {
     private readonly L2TableCache _l2Cache;
     private readonly Dictionary<ulong, ulong[]> _l1Tables = new();

@@ -6,7 +6,7 @@ namespace Qcow.Engine.Format;
 /// The stored refcounts (spec: "Host cluster management"): a refcount table of refcount block offsets, each block one
 /// cluster of refcount_bits-wide entries (below 8 bits, packed least significant bits first, as qemu does).
 /// </summary>
-public sealed class RefcountTable
+internal sealed class RefcountTable
 {
     private readonly QcowImage _image;
     private readonly ulong[] _table;

@@ -52,7 +52,7 @@ public sealed class Snapshot
 /// than 1024 bytes of extra data in an entry, a table over 64 MiB) refuses the image. Each entry is then validated on
 /// its own: a damaged one is listed with <see cref="Snapshot.Problem"/> and refused only when it is used.
 /// </summary>
-public static class SnapshotTable
+internal static class SnapshotTable
 {
     /// <summary>Reads all snapshots listed by the header; <paramref name="tableLength"/> is the table's length in bytes.</summary>
     public static IReadOnlyList<Snapshot> Read(ImageFile file, QcowHeader header, out long tableLength)

@@ -43,11 +43,15 @@ public static class CheckOperation
     private const ulong L1ReservedMask = 0x7f00_0000_0000_01ffUL;
 
     /// <summary>
-    /// Checks <paramref name="path"/>. An image qemu would not open throws <see cref="QcowFormatException"/>;
-    /// <paramref name="warning"/> receives warnings (the corrupt bit).
+    /// Checks the request's image. An image qemu would not open throws <see cref="QcowFormatException"/>;
+    /// <see cref="CheckRequest.Warning"/> receives warnings (the corrupt bit). It reads metadata only:
+    /// <paramref name="progress"/> hears nothing, and <paramref name="cancel"/> is checked before it starts.
     /// </summary>
-    public static CheckResult Run(string path, Action<string>? warning = null)
+    public static CheckResult Run(CheckRequest request, Action<ProgressInfo>? progress = null, CancellationToken cancel = default)
     {
+        cancel.ThrowIfCancellationRequested();
+        string path = request.Image;
+        var warning = request.Warning;
         using var image = QcowImage.Open(path, forCheck: true);
         // qemu-img check opens the image as for reading: the key of an encrypted image and the data file are needed.
         image.EnsureDataReadable();

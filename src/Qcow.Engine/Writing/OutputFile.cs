@@ -20,7 +20,7 @@ public sealed class OutputFile : IDisposable
         TempPath = temp;
         // Taken once, while the buffer is empty: reading the property later would flush the stream each time.
         _handle = stream.SafeFileHandle;
-        Stream = new OutputStream(stream, target);
+        Output = new OutputStream(stream, target);
     }
 
     /// <summary>The final path.</summary>
@@ -28,7 +28,10 @@ public sealed class OutputFile : IDisposable
     /// <summary>The temporary file being written.</summary>
     public string TempPath { get; }
     /// <summary>The stream over the temporary file; its write errors are <see cref="QcowException"/>s naming the target.</summary>
-    public OutputStream Stream { get; }
+    public Stream Stream => Output;
+
+    /// <summary>The same stream, with its handle and a flush to disk.</summary>
+    internal OutputStream Output { get; }
 
     /// <summary>Creates the temporary file for <paramref name="target"/> (its folder is created if needed).</summary>
     public static OutputFile Create(string target)
@@ -78,7 +81,7 @@ public sealed class OutputFile : IDisposable
             }
             else
             {
-                Stream.Flush(flushToDisk: true);
+                Output.Flush(flushToDisk: true);
             }
             Stream.Dispose();
             File.Move(TempPath, TargetPath, overwrite: true);

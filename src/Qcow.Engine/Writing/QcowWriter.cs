@@ -16,7 +16,7 @@ namespace Qcow.Engine.Writing;
 /// whole file is written front to back, each byte once: it can be hashed as it is written, or go to a stream that
 /// cannot seek (a pipe; later a registry upload).
 /// </remarks>
-public sealed class QcowWriter : IClusterSink
+internal sealed class QcowWriter : IClusterSink
 {
     private readonly OutputFile? _output;
     private readonly string _name;
@@ -54,9 +54,9 @@ public sealed class QcowWriter : IClusterSink
     internal QcowWriter(OutputFile output, long virtualSize, WriteOptions options, string? backingName, string? backingFormat,
         LayoutPlan? plan, ChunkPool? pool)
         : this(output, output.TargetPath,
-            new SequentialOutput(output.Stream.SafeFileHandle, output.TargetPath, sha256: plan is not null,
+            new SequentialOutput(output.Output.SafeFileHandle, output.TargetPath, sha256: plan is not null,
                 // Compressed output is small and often hashed afterwards: leave it in the page cache.
-                directIo: DirectIo && !options.Compress, pool),
+                directIo: options.DirectIo && !options.Compress, pool),
             virtualSize, options, backingName, backingFormat, plan)
     {
     }
@@ -148,12 +148,6 @@ public sealed class QcowWriter : IClusterSink
 
     private const int RefcountOrder = 4;
 
-    /// <summary>
-    /// Whether outputs go to the disk directly (O_DIRECT, where supported) rather than through the page cache. Off by
-    /// default: with the bench chain, page-cache writes were as fast or faster; QCOW_DIRECT_IO=1 turns it on (steadier
-    /// times and less CPU where the page cache is under pressure). Outputs are byte-identical either way.
-    /// </summary>
-    internal static bool DirectIo { get; } = Environment.GetEnvironmentVariable("QCOW_DIRECT_IO") == "1";
 
     /// <inheritdoc />
     public int ClusterSize => _clusterSize;

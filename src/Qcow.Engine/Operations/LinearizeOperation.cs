@@ -10,7 +10,7 @@ namespace Qcow.Engine.Operations;
 /// bottom-up (within an image: its snapshots in table order, then its current state), each layer holding exactly the
 /// clusters whose content differs from the full view of the state below it.
 /// </summary>
-public static class Linearizer
+public static class LinearizeOperation
 {
     /// <summary>The name of the manifest written beside the layers.</summary>
     public const string ChainJsonName = ChainManifest.FileName;
