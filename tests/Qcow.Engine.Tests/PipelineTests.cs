@@ -179,4 +179,27 @@ public class PipelineTests(SeedChainFixture seed) : IClassFixture<SeedChainFixtu
         });
         AssertNothingLeft(dir.Path, ends);
     }
+
+    [Fact]
+    public void A_write_order_that_could_deadlock_the_bound_is_refused_before_anything_runs()
+    {
+        var outputs = Enumerable.Range(0, 5).Select(i => new NothingOutput($"o{i}")).ToList();
+        // The committer goes bottom first: four outputs written above an unwritten bottom would hold every slot.
+        Assert.Throws<ArgumentException>(() => OutputPipeline.Run(outputs, [4, 3, 2, 1, 0], default));
+        Assert.Throws<ArgumentException>(() => OutputPipeline.Run(outputs, [0, 1, 1, 3, 4], default));
+        Assert.All(outputs, o => Assert.Equal(0, o.Calls));
+        // Linearize's order (the second layer first, then the bottom) is fine.
+        OutputPipeline.Run(outputs, [1, 0, 2, 3, 4], default);
+        Assert.All(outputs, o => Assert.Equal(3, o.Calls));
+    }
+
+    /// <summary>An output that only counts its stages.</summary>
+    private sealed class NothingOutput(string name) : PipelineOutput(name)
+    {
+        public int Calls;
+        public override void Classify(CancellationToken cancel) => Calls++;
+        public override bool Write(Qcow.Engine.Writing.ChunkPool pool, CancellationToken cancel) { Calls++; return false; }
+        public override void Commit() => Calls++;
+        public override void Dispose() { }
+    }
 }

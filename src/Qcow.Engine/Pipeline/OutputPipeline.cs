@@ -9,7 +9,8 @@ namespace Qcow.Engine.Pipeline;
 /// compares each output's state with the one below (reads and compares the sources), in write order; the caller's
 /// thread writes each output as soon as it is classified, reading its data clusters straight into the output; a
 /// committer finishes each output (its last writes, its hash, the flush and the rename), in output order, each after
-/// the one below. So the disk works while the sources are read, and outputs appear one by one, complete.
+/// the one below. So the disk works while the sources are read, and outputs appear one by one, complete. A single
+/// output (an export) has nothing to overlap with: its stages run in turn on the caller's thread.
 /// </summary>
 /// <remarks>
 /// Bounded: the classifier runs at most one output ahead of the writer (a bounded channel), and at most
@@ -29,14 +30,61 @@ internal static class OutputPipeline
     /// </summary>
     public static void Run(IReadOnlyList<PipelineOutput> outputs, IReadOnlyList<int> writeOrder, CancellationToken cancel)
     {
+        CheckWriteOrder(outputs.Count, writeOrder);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        using var slots = new SemaphoreSlim(MaxOutputsInFlight);
         var pool = new ChunkPool();
         var failure = new FirstFailure(stop);
+        int stagesRunning = outputs.Count == 1 ? RunAlone(outputs[0], pool, failure, stop.Token) : RunOverlapped(outputs, writeOrder, pool, failure, stop);
+        foreach (var output in outputs)
+        {
+            try
+            {
+                output.Dispose();
+            }
+            catch (Exception e)
+            {
+                failure.Record(e, output);
+            }
+        }
+        var end = new PipelineEnd(pool.Outstanding, 0, pool.ThreadsRunning, stagesRunning);
+        pool.Dispose();
+        PipelineHooks.End(end with { ChunksAllocated = pool.Allocated });
+        failure.ThrowIfAny(cancel);
+    }
+
+    /// <summary>
+    /// One output has nothing to overlap with: its stages run in turn on the caller's thread (no stage threads, no
+    /// channels to start). Returns the stages still running: none.
+    /// </summary>
+    private static int RunAlone(PipelineOutput output, ChunkPool pool, FirstFailure failure, CancellationToken stop)
+    {
+        try
+        {
+            output.Classify(stop);
+            PipelineHooks.Step("classified:" + output.Name);
+            stop.ThrowIfCancellationRequested();
+            bool wrote = output.Write(pool, stop);
+            if (wrote) PipelineHooks.Step("written:" + output.Name);
+            stop.ThrowIfCancellationRequested();
+            output.Commit();
+            if (wrote) PipelineHooks.Step("committed:" + output.Name);
+        }
+        catch (Exception e)
+        {
+            failure.Record(e, output);
+        }
+        return 0;
+    }
+
+    /// <summary>The three stages on their threads, for several outputs. Returns the stages still running (none: it waits for them).</summary>
+    private static int RunOverlapped(IReadOnlyList<PipelineOutput> outputs, IReadOnlyList<int> writeOrder, ChunkPool pool,
+        FirstFailure failure, CancellationTokenSource stop)
+    {
         var classified = Channel.CreateBounded<int>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
         // Not bounded itself: the slots bound what goes in.
         var written = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
         var wrote = new bool[outputs.Count];
+        using var slots = new SemaphoreSlim(MaxOutputsInFlight);
         int stagesRunning = 2;
 
         var classifier = Task.Run(async () =>
@@ -119,21 +167,27 @@ internal static class OutputPipeline
         // The stages catch everything: these waits only wait.
         classifier.GetAwaiter().GetResult();
         committer.GetAwaiter().GetResult();
-        foreach (var output in outputs)
+        return Volatile.Read(ref stagesRunning);
+    }
+
+    /// <summary>
+    /// Refuses a write order that is not a permutation, or that writes an output so far ahead of one below it that
+    /// the bound would be reached with nothing committable (the committer goes bottom first): a deadlock.
+    /// </summary>
+    private static void CheckWriteOrder(int count, IReadOnlyList<int> writeOrder)
+    {
+        var written = new bool[count];
+        int lowest = 0, open = 0;
+        foreach (int i in writeOrder)
         {
-            try
-            {
-                output.Dispose();
-            }
-            catch (Exception e)
-            {
-                failure.Record(e, output);
-            }
+            if (i < 0 || i >= count || written[i] || writeOrder.Count != count)
+                throw new ArgumentException("the write order must be a permutation of the outputs", nameof(writeOrder));
+            written[i] = true;
+            open++;
+            if (open > MaxOutputsInFlight) throw new ArgumentException($"the write order keeps more than {MaxOutputsInFlight} outputs open", nameof(writeOrder));
+            // What the committer can finish now: the written outputs from the bottom up.
+            for (; lowest < count && written[lowest]; lowest++) open--;
         }
-        var end = new PipelineEnd(pool.Outstanding, 0, pool.ThreadsRunning, Volatile.Read(ref stagesRunning));
-        pool.Dispose();
-        PipelineHooks.End(end with { ChunksAllocated = pool.Allocated });
-        failure.ThrowIfAny(cancel);
     }
 
     /// <summary>The first failure of a run: it cancels the rest; later ones (mostly that cancellation) are dropped.</summary>
