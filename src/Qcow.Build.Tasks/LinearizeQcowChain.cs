@@ -8,7 +8,7 @@ namespace Qcow.Build.Tasks;
 
 /// <summary>
 /// Writes a QcowChain's linear chain (one layer per state, bottom first) and its chain.json with
-/// <see cref="Linearizer.Run"/>. With <see cref="Rebuild"/>, only the layers of source images whose outputs are
+/// <see cref="LinearizeOperation.Run"/>. With <see cref="Rebuild"/>, only the layers of source images whose outputs are
 /// stale are rewritten (missing layers are always written); the others are kept and only hashed for chain.json.
 /// </summary>
 public sealed class LinearizeQcowChain : QcowTask
@@ -75,7 +75,7 @@ public sealed class LinearizeQcowChain : QcowTask
         Log.LogMessage(MessageImportance.High, only is null
             ? $"Linearizing {top} into {outDir}"
             : $"Linearizing {top} into {outDir} (rewriting layers of: {(only.Count == 0 ? "none, writing missing outputs" : string.Join(", ", only.Select(Path.GetFileName)))})");
-        var result = TaskFailure.Step(Codes.WriteFailed, top, () => Linearizer.Run(request, Progress(), CancellationToken));
+        var result = TaskFailure.Step(Codes.WriteFailed, top, () => LinearizeOperation.Run(request, Progress(), CancellationToken));
 
         var layers = new List<ITaskItem>();
         foreach (var r in result.Layers)

@@ -183,7 +183,7 @@ public sealed class ResolveQcowInputs : QcowTask
         if (SourceFormat(item) is not { } format) return;
         string outDir = Dir(Full(Settings.Meta(item, ItemMetadata.OutputDir, DefaultOutputDir)));
         string[] snapshots = Settings.List(item.GetMetadata(ItemMetadata.Snapshots));
-        string namePattern = Settings.Meta(item, ItemMetadata.NamePattern, DefaultNamePattern) is { Length: > 0 } np ? np : Linearizer.DefaultNamePattern;
+        string namePattern = Settings.Meta(item, ItemMetadata.NamePattern, DefaultNamePattern) is { Length: > 0 } np ? np : LinearizeOperation.DefaultNamePattern;
         var request = new LinearizeRequest
         {
             TopImage = top,
@@ -196,7 +196,7 @@ public sealed class ResolveQcowInputs : QcowTask
         ChainPlan plan;
         try
         {
-            plan = Linearizer.Plan(request);
+            plan = LinearizeOperation.Plan(request);
         }
         catch (QcowException e)
         {

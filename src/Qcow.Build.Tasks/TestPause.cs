@@ -1,6 +1,6 @@
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
-using Qcow.Engine.Operations;
+using Qcow.Engine.Pipeline;
 
 namespace Qcow.Build.Tasks;
 

@@ -121,7 +121,7 @@ public class FormatMatrixTests
             Qemu.AssertClean(ours);
             Qemu.AssertIdentical(theirs, ours);
             // Our compare agrees with qemu-img's.
-            Assert.True(CompareOperation.Run(theirs, ours).Identical, $"qcow compare says {state} differs");
+            Assert.True(CompareOperation.Run(new CompareRequest { Image1 = theirs, Image2 = ours }).Identical, $"qcow compare says {state} differs");
         }
     }
 
@@ -147,7 +147,7 @@ public class FormatMatrixTests
         using var dir = new TempDir(shape);
         var b = new ImageBuilder(dir, seed: 7);
         string image = Build(b, shape);
-        var result = CheckOperation.Run(image);
+        var result = CheckOperation.Run(new CheckRequest { Image = image });
         Assert.True(result.ExitCode == 0, string.Join("\n", result.Messages.Take(20)));
         var qemu = System.Text.Json.JsonDocument.Parse(Qemu.Img("check", "--output=json", image).StdOut).RootElement;
         Assert.Equal(qemu.GetProperty("allocated-clusters").GetInt64(), result.AllocatedClusters);

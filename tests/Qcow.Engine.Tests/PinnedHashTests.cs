@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Qcow.Engine.IO;
+using FileHash = Qcow.Engine.Tests.Infrastructure.FileHash;
 using Qcow.Engine.Operations;
 using Qcow.Engine.Tests.Infrastructure;
 using Qcow.Engine.Writing;
@@ -63,7 +64,7 @@ public class PinnedHashTests
         using var dir = new TempDir("pinned-qemu");
         var (options, pattern) = Case(name);
         string outDir = dir["out"];
-        var result = Linearizer.Run(new LinearizeRequest
+        var result = LinearizeOperation.Run(new LinearizeRequest
         {
             TopImage = Path.Combine(SeedImages, "imageC.qcow2"), OutputFolder = outDir, Options = options, NamePattern = pattern,
         });
@@ -98,7 +99,7 @@ public class PinnedHashTests
     /// <summary>Linearizes the seed chain into <paramref name="outDir"/>; the SHA-256 of every file written, by name.</summary>
     private static SortedDictionary<string, string> Linearize(string outDir, WriteOptions options, string? pattern)
     {
-        var result = Linearizer.Run(new LinearizeRequest
+        var result = LinearizeOperation.Run(new LinearizeRequest
         {
             TopImage = Path.Combine(SeedImages, "imageC.qcow2"), OutputFolder = outDir, Options = options, NamePattern = pattern,
         });

@@ -237,7 +237,7 @@ public class PipeOutputTests
     /// A stream that only appends, like a pipe: seeking, reading and asking its length or position fail. With
     /// <see cref="Failure"/>, a write that would take it past <see cref="FailAfter"/> bytes throws that instead.
     /// </summary>
-    private sealed class AppendOnlyStream : Stream
+    internal sealed class AppendOnlyStream : Stream
     {
         public MemoryStream Bytes { get; } = new();
         public long FailAfter { get; init; } = long.MaxValue;

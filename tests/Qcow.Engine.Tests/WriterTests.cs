@@ -34,7 +34,7 @@ public class WriterTests
         ConvertOperation.Run(new ConvertRequest { Source = src, Output = outPath, Options = wo });
         Qemu.AssertClean(outPath);
         Qemu.AssertIdentical(src, outPath);
-        var ours = CheckOperation.Run(outPath);
+        var ours = CheckOperation.Run(new CheckRequest { Image = outPath });
         Assert.True(ours.ExitCode == 0, string.Join("\n", ours.Messages));
         var info = Qemu.Img("info", "--output=json", outPath).StdOut;
         Assert.Contains($"\"cluster-size\": {wo.ClusterSize}", info);

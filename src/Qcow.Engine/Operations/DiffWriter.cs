@@ -130,7 +130,7 @@ internal static class DiffWriter
     {
         int cs = writer.ClusterSize;
         int maxCompressed = cs + 1024;
-        var type = writer.Options.CompressionType;
+        var type = writer.Options.Codec;
         int n = (int)Math.Min(BatchClusters, end - start);
         var input = new byte[n][];
         var streams = new byte[n][];
@@ -220,7 +220,7 @@ internal static class DiffWriter
                     if (options.Compress && len == cs)
                     {
                         // The below buffer is no longer needed: compress into it.
-                        int clen = ClusterCompression.Compress(options.CompressionType, t, belowBufs[i].AsSpan(0, maxCompressed));
+                        int clen = ClusterCompression.Compress(options.Codec, t, belowBufs[i].AsSpan(0, maxCompressed));
                         if (clen > 0) { results[i] = new Result(Outcome.Compressed, clen); return; }
                     }
                     results[i] = new Result(Outcome.Data, len);

@@ -50,7 +50,7 @@ public sealed class FaultTests
         using var dir = new TempDir("kill-");
         string top = BigChain(dir);
         string reference = dir["reference"];
-        Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = reference });
+        LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = reference });
         var expected = Hashes(reference);
         string outDir = dir["out"];
         Directory.CreateDirectory(outDir);
@@ -152,7 +152,7 @@ public sealed class FaultTests
 
         string top = new ImageBuilder(dir, seed: 54).SeedChain("16M");
         string reference = dir["reference"];
-        Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = reference });
+        LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = reference });
         var expected = Hashes(reference);
         string outDir = dir["linear"];
         using (var l1 = QcowProcess.Start("linearize", top, outDir))
