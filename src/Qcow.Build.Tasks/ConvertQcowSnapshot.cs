@@ -6,7 +6,7 @@ using Qcow.Engine.Operations;
 namespace Qcow.Build.Tasks;
 
 /// <summary>
-/// One export with <see cref="ConvertOperation.Run"/>: a source image at a snapshot (or its current state), optionally
+/// One export with <see cref="ConvertOperation.Run(ConvertRequest, Action{ProgressInfo}, CancellationToken)"/>: a source image at a snapshot (or its current state), optionally
 /// only what differs from a diff base (<c>qemu-img convert -d</c> semantics), optionally on top of a backing file.
 /// </summary>
 public sealed class ConvertQcowSnapshot : QcowTask
@@ -58,12 +58,10 @@ public sealed class ConvertQcowSnapshot : QcowTask
     /// <inheritdoc />
     protected override void ExecuteCore()
     {
-        string source = Source.GetMetadata("FullPath");
+        string source = Source.GetMetadata(ItemMetadata.FullPath);
         string output = Path.GetFullPath(Settings.FixPath(Output));
         string dir = Path.GetDirectoryName(BuildEngine?.ProjectFileOfTaskNode) ?? Environment.CurrentDirectory;
-        CurrentFile = output;
-        CurrentCode = Codes.InvalidOption;
-        var options = Settings.Options(ClusterSize, Compat, Compression);
+        var options = TaskFailure.Step(Codes.InvalidOption, output, () => Settings.Options(ClusterSize, Compat, Compression));
         if (!File.Exists(source))
         {
             Error(Codes.SourceNotFound, source, $"source image not found: {source}");
@@ -91,18 +89,16 @@ public sealed class ConvertQcowSnapshot : QcowTask
             Policy = Settings.Policy(Settings.FullPaths(AllowedBackingPaths, dir), w => Warning(Codes.EngineWarning, source, w)),
         };
         Log.LogMessage(MessageImportance.High, $"Exporting {source}{(request.SourceSnapshot is { } s ? $" at {s}" : "")} to {output}");
-        CurrentCode = Codes.WriteFailed;
-        var stats = ConvertOperation.Run(request, Progress(), CancellationToken);
+        var stats = TaskFailure.Step(Codes.WriteFailed, output, () => ConvertOperation.Run(request, Progress(), CancellationToken));
         Log.LogMessage(MessageImportance.High,
             $"  {Path.GetFileName(output)}: {stats.DataClusters} data + {stats.ZeroClusters} zero clusters, {Mib(stats.FileSize)}, read {Mib(stats.BytesRead)}");
         var item = new TaskItem(output);
-        item.SetMetadata("SourceImage", source);
-        item.SetMetadata("Snapshot", request.SourceSnapshot ?? "");
-        item.SetMetadata("BackingFile", request.BackingFile ?? "");
-        item.SetMetadata("Sha256", stats.Sha256 ?? "");
-        item.SetMetadata("VirtualSize", stats.VirtualSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        item.SetMetadata(ItemMetadata.SourceImage, source);
+        item.SetMetadata(ItemMetadata.Snapshot, request.SourceSnapshot ?? "");
+        item.SetMetadata(ItemMetadata.BackingFile, request.BackingFile ?? "");
+        item.SetMetadata(ItemMetadata.Sha256, stats.Sha256 ?? "");
+        item.SetMetadata(ItemMetadata.VirtualSize, stats.VirtualSize.ToString(System.Globalization.CultureInfo.InvariantCulture));
         OutputItem = item;
-        CurrentCode = Codes.IoError;
-        if (Empty(Stamp) is { } stamp) Tasks.Stamp.MarkBuilt(stamp, output);
+        if (Empty(Stamp) is { } stamp) TaskFailure.Step(Codes.IoError, output, () => Tasks.Stamp.MarkBuilt(stamp, output));
     }
 }

@@ -1,6 +1,6 @@
 using System.Globalization;
 using System.Runtime.InteropServices;
-using System.Security.Cryptography;
+using Qcow.Engine.IO;
 
 namespace Qcow.Build.Tasks;
 
@@ -49,7 +49,7 @@ internal sealed class InputHashes
         ulong inode = Inode(path);
         if (_entries.TryGetValue(path, out var e) && e.Size == info.Length && e.Ticks == info.LastWriteTimeUtc.Ticks && e.Inode == inode)
             return e.Sha;
-        string sha = Hash(path, cancel);
+        string sha = FileHash.Sha256(path, null, cancel).Sha256;
         _entries[path] = (info.Length, info.LastWriteTimeUtc.Ticks, inode, sha);
         _dirty = true;
         return sha;
@@ -65,20 +65,6 @@ internal sealed class InputHashes
             .Select(e => string.Create(CultureInfo.InvariantCulture, $"{e.Value.Sha} {e.Value.Size} {e.Value.Ticks} {e.Value.Inode} {e.Key}")));
         File.Move(temp, _cacheFile, overwrite: true);
         _dirty = false;
-    }
-
-    private static string Hash(string path, CancellationToken cancel)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        using var s = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
-        var buffer = new byte[1 << 20];
-        int n;
-        while ((n = s.Read(buffer)) > 0)
-        {
-            cancel.ThrowIfCancellationRequested();
-            hash.AppendData(buffer, 0, n);
-        }
-        return Convert.ToHexStringLower(hash.GetHashAndReset());
     }
 
     /// <summary>The file's inode on Linux (0 elsewhere: size and time alone key the cache there).</summary>

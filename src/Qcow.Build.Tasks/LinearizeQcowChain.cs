@@ -1,13 +1,14 @@
 using System.Globalization;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
+using Qcow.Engine.Chain;
 using Qcow.Engine.Operations;
 
 namespace Qcow.Build.Tasks;
 
 /// <summary>
 /// Writes a QcowChain's linear chain (one layer per state, bottom first) and its chain.json with
-/// <see cref="Linearizer.Run"/>. With <see cref="Rebuild"/>, only the layers of source images whose outputs are
+/// <see cref="LinearizeOperation.Run"/>. With <see cref="Rebuild"/>, only the layers of source images whose outputs are
 /// stale are rewritten (missing layers are always written); the others are kept and only hashed for chain.json.
 /// </summary>
 public sealed class LinearizeQcowChain : QcowTask
@@ -30,28 +31,27 @@ public sealed class LinearizeQcowChain : QcowTask
     /// <inheritdoc />
     protected override void ExecuteCore()
     {
-        string top = Chain.GetMetadata("FullPath");
+        string top = Chain.GetMetadata(ItemMetadata.FullPath);
         string outDir = Settings.FixPath(Settings.Meta(Chain, "OutputDir", Path.GetDirectoryName(top)));
-        string chainId = Chain.GetMetadata("ChainId");
-        CurrentFile = top;
-        CurrentCode = Codes.InvalidOption;
-        var options = Settings.Options(Chain.GetMetadata(Settings.ClusterSize), Chain.GetMetadata(Settings.Compat), Chain.GetMetadata(Settings.Compression));
+        string chainId = Chain.GetMetadata(ItemMetadata.ChainId);
+        var options = TaskFailure.Step(Codes.InvalidOption, top, () =>
+            Settings.Options(Chain.GetMetadata(ItemMetadata.ClusterSize), Chain.GetMetadata(ItemMetadata.Compat), Chain.GetMetadata(ItemMetadata.Compression)));
         string dir = Path.GetDirectoryName(BuildEngine?.ProjectFileOfTaskNode) ?? Environment.CurrentDirectory;
-        string[] snapshots = Settings.List(Chain.GetMetadata("Snapshots"));
+        string[] snapshots = Settings.List(Chain.GetMetadata(ItemMetadata.Snapshots));
 
         HashSet<string>? only = null;
         List<string> stale = [];
         List<ITaskItem> mine = [];
         if (Rebuild is not null)
         {
-            mine = Rebuild.Where(r => r.GetMetadata("ChainId") == chainId).ToList();
+            mine = Rebuild.Where(r => r.GetMetadata(ItemMetadata.ChainId) == chainId).ToList();
             if (mine.Count == 0) return;
             // Layers whose file exists but is stale: rewrite every layer of their source image. Missing layers are
             // written by the engine anyway; a stale chain.json alone is rewritten by any run.
             only = new HashSet<string>(mine
-                .Where(r => r.GetMetadata("SourceImage").Length > 0 && File.Exists(r.GetMetadata("OutputFile")))
-                .Select(r => r.GetMetadata("SourceImage")), StringComparer.Ordinal);
-            stale = mine.Select(r => r.GetMetadata("OutputFile")).ToList();
+                .Where(r => r.GetMetadata(ItemMetadata.SourceImage).Length > 0 && File.Exists(r.GetMetadata(ItemMetadata.OutputFile)))
+                .Select(r => r.GetMetadata(ItemMetadata.SourceImage)), StringComparer.Ordinal);
+            stale = mine.Select(r => r.GetMetadata(ItemMetadata.OutputFile)).ToList();
         }
 
         var request = new LinearizeRequest
@@ -60,14 +60,14 @@ public sealed class LinearizeQcowChain : QcowTask
             OutputFolder = outDir,
             Options = options,
             Snapshots = snapshots.Length == 0 ? null : snapshots,
-            NamePattern = Chain.GetMetadata("NamePattern") is { Length: > 0 } np ? np : null,
-            Policy = Settings.Policy(Settings.FullPaths(Chain.GetMetadata(Settings.AllowedBackingPaths), dir), w => Warning(Codes.EngineWarning, top, w)),
+            NamePattern = Chain.GetMetadata(ItemMetadata.NamePattern) is { Length: > 0 } np ? np : null,
+            Policy = Settings.Policy(Settings.FullPaths(Chain.GetMetadata(ItemMetadata.AllowedBackingPaths), dir), w => Warning(Codes.EngineWarning, top, w)),
             OnlyImages = only,
         };
 
         if (FailIfNotIncremental)
         {
-            foreach (var s in Rebuild is null ? [Path.Combine(outDir, Linearizer.ChainJsonName)] : stale)
+            foreach (var s in Rebuild is null ? [Path.Combine(outDir, ChainManifest.FileName)] : stale)
                 Error(Codes.NotUpToDate, s, "output is out of date; a build would write it");
             return;
         }
@@ -75,22 +75,20 @@ public sealed class LinearizeQcowChain : QcowTask
         Log.LogMessage(MessageImportance.High, only is null
             ? $"Linearizing {top} into {outDir}"
             : $"Linearizing {top} into {outDir} (rewriting layers of: {(only.Count == 0 ? "none, writing missing outputs" : string.Join(", ", only.Select(Path.GetFileName)))})");
-        CurrentCode = Codes.WriteFailed;
-        CurrentFile = top;
-        var result = Linearizer.Run(request, Progress(), CancellationToken);
+        var result = TaskFailure.Step(Codes.WriteFailed, top, () => LinearizeOperation.Run(request, Progress(), CancellationToken));
 
         var layers = new List<ITaskItem>();
         foreach (var r in result.Layers)
         {
             var item = new TaskItem(r.Path);
-            item.SetMetadata("LayerName", r.Layer.FileName);
-            item.SetMetadata("Snapshot", r.Layer.Snapshot ?? "");
-            item.SetMetadata("SourceImage", r.Layer.SourceImage);
-            item.SetMetadata("BackingFile", r.Layer.BackingFileName ?? "");
-            item.SetMetadata("VirtualSize", r.Layer.VirtualSize.ToString(CultureInfo.InvariantCulture));
-            item.SetMetadata("Sha256", r.Sha256);
-            item.SetMetadata("Written", r.Stats is null ? "false" : "true");
-            item.SetMetadata("Chain", top);
+            item.SetMetadata(ItemMetadata.LayerName, r.Layer.FileName);
+            item.SetMetadata(ItemMetadata.Snapshot, r.Layer.Snapshot ?? "");
+            item.SetMetadata(ItemMetadata.SourceImage, r.Layer.SourceImage);
+            item.SetMetadata(ItemMetadata.BackingFile, r.Layer.BackingFileName ?? "");
+            item.SetMetadata(ItemMetadata.VirtualSize, r.Layer.VirtualSize.ToString(CultureInfo.InvariantCulture));
+            item.SetMetadata(ItemMetadata.Sha256, r.Sha256);
+            item.SetMetadata(ItemMetadata.Written, r.Stats is null ? "false" : "true");
+            item.SetMetadata(ItemMetadata.Chain, top);
             layers.Add(item);
             if (r.Stats is { } s)
                 Log.LogMessage(MessageImportance.High,
@@ -102,9 +100,7 @@ public sealed class LinearizeQcowChain : QcowTask
         ChainJson = new TaskItem(result.ChainJsonPath);
         Log.LogMessage(MessageImportance.Normal, $"  wrote {result.ChainJsonPath}");
         // Every stale output of this chain is now complete: record the stamp each was built from.
-        CurrentFile = null;
-        CurrentCode = Codes.IoError;
         foreach (var r in mine)
-            Stamp.MarkBuilt(r.ItemSpec, r.GetMetadata("OutputFile"));
+            TaskFailure.Step(Codes.IoError, r.GetMetadata(ItemMetadata.OutputFile), () => Stamp.MarkBuilt(r.ItemSpec, r.GetMetadata(ItemMetadata.OutputFile)));
     }
 }

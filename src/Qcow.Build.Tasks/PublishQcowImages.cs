@@ -31,7 +31,7 @@ public sealed class PublishQcowImages : QcowTask
         string outDir = SummarizeQcowImages.Folder(Path.GetFullPath(Settings.FixPath(OutputDir)));
         string publishDir = SummarizeQcowImages.Folder(Path.GetFullPath(Settings.FixPath(PublishDir)));
         var targets = new Dictionary<string, string>(StringComparer.Ordinal);
-        foreach (var source in Files.Select(f => f.GetMetadata("FullPath")).Distinct(StringComparer.Ordinal))
+        foreach (var source in Files.Select(f => f.GetMetadata(ItemMetadata.FullPath)).Distinct(StringComparer.Ordinal))
         {
             string relative = source.StartsWith(outDir, StringComparison.Ordinal) ? source[outDir.Length..] : Path.GetFileName(source);
             string target = Path.Combine(publishDir, relative);
@@ -52,25 +52,26 @@ public sealed class PublishQcowImages : QcowTask
             var to = new FileInfo(target);
             if (!(to.Exists && to.Length == from.Length && to.LastWriteTimeUtc == from.LastWriteTimeUtc))
             {
-                CurrentFile = target;
-                CurrentCode = Codes.WriteFailed;
-                Directory.CreateDirectory(to.DirectoryName!);
-                string temp = Path.Combine(to.DirectoryName!, $".{to.Name}.publish-tmp-{Environment.ProcessId}");
-                try
+                TaskFailure.Step(Codes.WriteFailed, target, () =>
                 {
-                    File.Copy(source, temp, overwrite: true);
-                    File.SetLastWriteTimeUtc(temp, from.LastWriteTimeUtc);
-                    File.Move(temp, target, overwrite: true);
-                }
-                finally
-                {
-                    File.Delete(temp);
-                }
+                    Directory.CreateDirectory(to.DirectoryName!);
+                    string temp = Path.Combine(to.DirectoryName!, $".{to.Name}.publish-tmp-{Environment.ProcessId}");
+                    try
+                    {
+                        File.Copy(source, temp, overwrite: true);
+                        File.SetLastWriteTimeUtc(temp, from.LastWriteTimeUtc);
+                        File.Move(temp, target, overwrite: true);
+                    }
+                    finally
+                    {
+                        File.Delete(temp);
+                    }
+                });
                 Log.LogMessage(MessageImportance.Normal, $"  published {source} -> {target}");
                 copied++;
             }
             var item = new TaskItem(target);
-            item.SetMetadata("SourceFile", source);
+            item.SetMetadata(ItemMetadata.SourceFile, source);
             published.Add(item);
         }
         Published = [.. published];

@@ -40,9 +40,8 @@ public sealed class PushQcowChain : QcowTask
     /// <inheritdoc />
     protected override void ExecuteCore()
     {
-        CurrentCode = Codes.PushFailed;
         foreach (var export in Exports)
-            Warning(Codes.ExportNotPushed, export.GetMetadata("FullPath"), "a single export is not a chain and is not pushed to the registry");
+            Warning(Codes.ExportNotPushed, export.GetMetadata(ItemMetadata.FullPath), "a single export is not a chain and is not pushed to the registry");
 
         string registry = Registry.Trim().TrimEnd('/');
         var tags = Tags.Select(t => t.Trim()).Where(t => t.Length > 0).Distinct(StringComparer.Ordinal).ToList();
@@ -57,8 +56,8 @@ public sealed class PushQcowChain : QcowTask
         var requests = new List<(ITaskItem Chain, PushRequest Request)>();
         foreach (var chain in Chains)
         {
-            string chainJson = chain.GetMetadata("ChainJson");
-            string repository = chain.GetMetadata("Repository") is { Length: > 0 } own ? own.Trim() : Repository.Trim();
+            string chainJson = chain.GetMetadata(ItemMetadata.ChainJson);
+            string repository = chain.GetMetadata(ItemMetadata.Repository) is { Length: > 0 } own ? own.Trim() : Repository.Trim();
             if (byRepository.TryGetValue(repository, out var other))
             {
                 Error(Codes.OutputClash, chainJson, $"{other} and {chainJson} would both be pushed to {registry}/{repository}; give one of the QcowChain items other Repository metadata");
@@ -66,11 +65,10 @@ public sealed class PushQcowChain : QcowTask
             }
             byRepository[repository] = chainJson;
             string text = $"{registry}/{repository}{(tags.Count > 0 ? ":" + tags[0] : "")}";
-            CurrentFile = text;
             requests.Add((chain, new PushRequest
             {
                 Folder = Path.GetDirectoryName(chainJson)!,
-                Reference = ImageReference.Parse(text),
+                Reference = TaskFailure.Step(Codes.PushFailed, text, () => ImageReference.Parse(text)),
                 Tags = tags.Skip(1).ToList(),
             }));
         }
@@ -79,31 +77,31 @@ public sealed class PushQcowChain : QcowTask
         foreach (var (chain, request) in requests)
         {
             string reference = request.Reference.ToString();
-            CurrentFile = reference;
-            PushResult result;
-            try
+            var result = TaskFailure.Step(Codes.PushFailed, reference, () =>
             {
-                result = ChainPush.RunAsync(request, options, CancellationToken).GetAwaiter().GetResult();
-            }
-            catch (RegistryException e) when (e.FilePath != reference && !File.Exists(e.FilePath))
-            {
-                // The library names the blob or the reference it was at; the build names the reference pushed to.
-                Error(Codes.PushFailed, reference, e.FilePath is null ? e.Reason : $"{e.FilePath}: {e.Reason}");
-                return;
-            }
+                try
+                {
+                    return ChainPush.RunAsync(request, options, CancellationToken).GetAwaiter().GetResult();
+                }
+                catch (RegistryException e) when (e.FilePath != reference && !File.Exists(e.FilePath))
+                {
+                    // The library names the blob or the reference it was at; the build names the reference pushed to.
+                    throw new TaskFailure(Codes.PushFailed, reference, e.FilePath is null ? e.Reason : $"{e.FilePath}: {e.Reason}");
+                }
+            });
             Log.LogMessage(MessageImportance.High,
                 $"{ProjectName} -> {result.Pinned} (tags {string.Join(", ", result.Tags)}; {SummarizeQcowImages.Count(result.BlobsUploaded, "blob")} uploaded, "
                 + $"{Mib(result.BytesUploaded)}; {result.BlobsSkipped} already present, {result.BlobsMounted} mounted)");
             var item = new TaskItem(result.Pinned.ToString());
-            item.SetMetadata("Registry", result.Reference.Registry);
-            item.SetMetadata("Repository", result.Reference.Repository);
-            item.SetMetadata("Digest", result.Digest);
-            item.SetMetadata("Tags", string.Join(";", result.Tags));
-            item.SetMetadata("BlobsUploaded", result.BlobsUploaded.ToString(CultureInfo.InvariantCulture));
-            item.SetMetadata("BlobsSkipped", result.BlobsSkipped.ToString(CultureInfo.InvariantCulture));
-            item.SetMetadata("BlobsMounted", result.BlobsMounted.ToString(CultureInfo.InvariantCulture));
-            item.SetMetadata("BytesUploaded", result.BytesUploaded.ToString(CultureInfo.InvariantCulture));
-            item.SetMetadata("ChainJson", chain.GetMetadata("ChainJson"));
+            item.SetMetadata(ItemMetadata.Registry, result.Reference.Registry);
+            item.SetMetadata(ItemMetadata.Repository, result.Reference.Repository);
+            item.SetMetadata(ItemMetadata.Digest, result.Digest);
+            item.SetMetadata(ItemMetadata.Tags, string.Join(";", result.Tags));
+            item.SetMetadata(ItemMetadata.BlobsUploaded, result.BlobsUploaded.ToString(CultureInfo.InvariantCulture));
+            item.SetMetadata(ItemMetadata.BlobsSkipped, result.BlobsSkipped.ToString(CultureInfo.InvariantCulture));
+            item.SetMetadata(ItemMetadata.BlobsMounted, result.BlobsMounted.ToString(CultureInfo.InvariantCulture));
+            item.SetMetadata(ItemMetadata.BytesUploaded, result.BytesUploaded.ToString(CultureInfo.InvariantCulture));
+            item.SetMetadata(ItemMetadata.ChainJson, chain.GetMetadata(ItemMetadata.ChainJson));
             pushed.Add(item);
         }
         PushedImages = [.. pushed];

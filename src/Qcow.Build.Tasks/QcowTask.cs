@@ -6,9 +6,9 @@ using MSTask = Microsoft.Build.Utilities.Task;
 namespace Qcow.Build.Tasks;
 
 /// <summary>
-/// What every Qcow task shares: error codes that name the file, cancellation (<see cref="ICancelableTask"/>) through a
-/// <see cref="CancellationToken"/> handed to the engine, -question support (<see cref="IIncrementalTask"/>) and
-/// progress logging.
+/// What every Qcow task shares: one place that logs a failed step (<see cref="TaskFailure"/>: code, file, message),
+/// cancellation (<see cref="ICancelableTask"/>) through a <see cref="CancellationToken"/> handed to the engine,
+/// -question support (<see cref="IIncrementalTask"/>) and progress logging.
 /// </summary>
 public abstract class QcowTask : MSTask, ICancelableTask, IIncrementalTask
 {
@@ -26,33 +26,34 @@ public abstract class QcowTask : MSTask, ICancelableTask, IIncrementalTask
     /// <inheritdoc />
     public sealed override bool Execute()
     {
+        string? project = BuildEngine?.ProjectFileOfTaskNode;
         try
         {
+            using var pause = TestPause.Install(Log, CancellationToken);
             ExecuteCore();
         }
+        catch (TaskFailure f)
+        {
+            Error(f.Code, f.File ?? project, f.Message);
+        }
+        // The steps name their code and file (TaskFailure.Step); these only keep anything else from escaping as a stack trace.
         catch (OperationCanceledException)
         {
-            Error(Codes.Cancelled, CurrentFile ?? BuildEngine?.ProjectFileOfTaskNode, "cancelled; no partial output was left");
+            Error(Codes.Cancelled, project, "cancelled; no partial output was left");
         }
         catch (QcowException e)
         {
-            Error(CurrentCode, e.FilePath ?? CurrentFile ?? BuildEngine?.ProjectFileOfTaskNode, e.Reason);
+            Error(Codes.ChainUnreadable, e.FilePath ?? project, e.Reason);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            Error(Codes.IoError, CurrentFile ?? BuildEngine?.ProjectFileOfTaskNode, e.Message);
+            Error(Codes.IoError, project, e.Message);
         }
         return !Log.HasLoggedErrors;
     }
 
-    /// <summary>The work; engine errors escape as <see cref="QcowException"/> and are logged with <see cref="CurrentCode"/>.</summary>
+    /// <summary>The work; a failing step throws <see cref="TaskFailure"/> (see <see cref="TaskFailure.Step{T}"/>), logged once here.</summary>
     protected abstract void ExecuteCore();
-
-    /// <summary>The code an escaping <see cref="QcowException"/> is logged with.</summary>
-    protected string CurrentCode { get; set; } = Codes.ChainUnreadable;
-
-    /// <summary>The file an error is about when the exception does not say.</summary>
-    protected string? CurrentFile { get; set; }
 
     /// <summary>Logs <c>file: error CODE: message</c>.</summary>
     protected void Error(string code, string? file, string message) =>

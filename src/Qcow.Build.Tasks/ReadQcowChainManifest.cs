@@ -1,7 +1,8 @@
 using System.Globalization;
-using System.Text.Json;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
+using Qcow.Engine;
+using Qcow.Engine.Chain;
 
 namespace Qcow.Build.Tasks;
 
@@ -20,33 +21,36 @@ public sealed class ReadQcowChainManifest : QcowTask
         var layers = new List<ITaskItem>();
         foreach (var m in Manifests)
         {
-            string path = m.GetMetadata("FullPath");
+            string path = m.GetMetadata(ItemMetadata.FullPath);
             if (!File.Exists(path)) continue;
             string dir = Path.GetDirectoryName(path)!;
+            ChainManifest manifest;
             try
             {
-                using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
-                foreach (var l in doc.RootElement.GetProperty("layers").EnumerateArray())
-                {
-                    string file = l.GetProperty("file").GetString()!;
-                    var item = new TaskItem(Path.Combine(dir, file));
-                    m.CopyMetadataTo(item);
-                    item.SetMetadata("LayerName", file);
-                    item.SetMetadata("Snapshot", l.GetProperty("snapshot").GetString() ?? "");
-                    // chain.json names sources relative to the top image's folder; the items carry full paths.
-                    string source = l.GetProperty("sourceImage").GetString() ?? "";
-                    string top = m.GetMetadata("Chain");
-                    item.SetMetadata("SourceImage", top.Length > 0 && source.Length > 0 ? Path.GetFullPath(Path.Combine(Path.GetDirectoryName(top)!, source)) : source);
-                    item.SetMetadata("BackingFile", l.GetProperty("backing").GetString() ?? "");
-                    item.SetMetadata("VirtualSize", l.GetProperty("virtualSize").GetInt64().ToString(CultureInfo.InvariantCulture));
-                    item.SetMetadata("Sha256", l.GetProperty("sha256").GetString() ?? "");
-                    item.SetMetadata("ChainJson", path);
-                    layers.Add(item);
-                }
+                // The engine's reader: the format version and every field the items carry are checked there.
+                manifest = ChainManifest.Read(path);
             }
-            catch (Exception e) when (e is JsonException or KeyNotFoundException or InvalidOperationException)
+            catch (QcowException e)
             {
-                Error(Codes.ManifestUnreadable, path, $"not a qcow-chain/1 manifest: {e.Message}");
+                // Each unreadable manifest is reported, not only the first.
+                Error(Codes.ManifestUnreadable, e.FilePath ?? path, $"not a {ChainManifest.Format} manifest: {e.Reason}");
+                continue;
+            }
+            string top = m.GetMetadata(ItemMetadata.Chain);
+            foreach (var l in manifest.Layers)
+            {
+                var item = new TaskItem(Path.Combine(dir, l.File));
+                m.CopyMetadataTo(item);
+                item.SetMetadata(ItemMetadata.LayerName, l.File);
+                item.SetMetadata(ItemMetadata.Snapshot, l.Snapshot ?? "");
+                // chain.json names sources relative to the top image's folder; the items carry full paths.
+                string source = l.SourceImage ?? "";
+                item.SetMetadata(ItemMetadata.SourceImage, top.Length > 0 && source.Length > 0 ? Path.GetFullPath(Path.Combine(Path.GetDirectoryName(top)!, source)) : source);
+                item.SetMetadata(ItemMetadata.BackingFile, l.Backing ?? "");
+                item.SetMetadata(ItemMetadata.VirtualSize, l.VirtualSize.ToString(CultureInfo.InvariantCulture));
+                item.SetMetadata(ItemMetadata.Sha256, l.Sha256);
+                item.SetMetadata(ItemMetadata.ChainJson, path);
+                layers.Add(item);
             }
         }
         Layers = [.. layers];

@@ -2,6 +2,7 @@ using System.Globalization;
 using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 using Qcow.Engine;
+using Qcow.Engine.Chain;
 using Qcow.Engine.Operations;
 
 namespace Qcow.Build.Tasks;
@@ -100,9 +101,7 @@ public sealed class ResolveQcowInputs : QcowTask
         {
             foreach (var (path, stamp, output) in _pending)
                 WriteStamp(path, stamp, output);
-            CurrentFile = Full(StampDirectory);
-            CurrentCode = Codes.IoError;
-            if (!FailIfNotIncremental) _hashes?.Save();
+            if (!FailIfNotIncremental && _hashes is { } hashes) TaskFailure.Step(Codes.IoError, Full(StampDirectory), hashes.Save);
         }
         ResolvedChains = [.. chains];
         ChainWork = [.. chainWork];
@@ -125,10 +124,10 @@ public sealed class ResolveQcowInputs : QcowTask
         try
         {
             var options = Settings.Options(
-                Settings.Meta(item, Settings.ClusterSize, DefaultClusterSize),
-                Settings.Meta(item, Settings.Compat, DefaultCompat),
-                Settings.Meta(item, Settings.Compression, DefaultCompression));
-            string[] allowed = Settings.FullPaths(Settings.Meta(item, Settings.AllowedBackingPaths, DefaultAllowedBackingPaths), ProjectDirectory);
+                Settings.Meta(item, ItemMetadata.ClusterSize, DefaultClusterSize),
+                Settings.Meta(item, ItemMetadata.Compat, DefaultCompat),
+                Settings.Meta(item, ItemMetadata.Compression, DefaultCompression));
+            string[] allowed = Settings.FullPaths(Settings.Meta(item, ItemMetadata.AllowedBackingPaths, DefaultAllowedBackingPaths), ProjectDirectory);
             return (options, allowed);
         }
         catch (QcowException e)
@@ -141,7 +140,7 @@ public sealed class ResolveQcowInputs : QcowTask
     /// <summary>The item's Format metadata (how its source is taken): qcow2 (default) or raw; null after QCOW0004.</summary>
     private string? SourceFormat(ITaskItem item)
     {
-        string format = Settings.Meta(item, "Format", "qcow2").ToLowerInvariant();
+        string format = Settings.Meta(item, ItemMetadata.Format, "qcow2").ToLowerInvariant();
         if (format is "qcow2" or "raw") return format;
         Error(Codes.InvalidOption, Settings.DefiningProject(item, BuildEngine), $"{item.ItemSpec}: Format '{format}': use qcow2 (the default) or raw");
         return null;
@@ -182,9 +181,9 @@ public sealed class ResolveQcowInputs : QcowTask
         if (!SourceExists(top, item, "QcowChain top image")) return;
         if (Common(item) is not var (options, allowed)) return;
         if (SourceFormat(item) is not { } format) return;
-        string outDir = Dir(Full(Settings.Meta(item, "OutputDir", DefaultOutputDir)));
-        string[] snapshots = Settings.List(item.GetMetadata("Snapshots"));
-        string namePattern = Settings.Meta(item, "NamePattern", DefaultNamePattern) is { Length: > 0 } np ? np : Linearizer.DefaultNamePattern;
+        string outDir = Dir(Full(Settings.Meta(item, ItemMetadata.OutputDir, DefaultOutputDir)));
+        string[] snapshots = Settings.List(item.GetMetadata(ItemMetadata.Snapshots));
+        string namePattern = Settings.Meta(item, ItemMetadata.NamePattern, DefaultNamePattern) is { Length: > 0 } np ? np : LinearizeOperation.DefaultNamePattern;
         var request = new LinearizeRequest
         {
             TopImage = top,
@@ -197,7 +196,7 @@ public sealed class ResolveQcowInputs : QcowTask
         ChainPlan plan;
         try
         {
-            plan = Linearizer.Plan(request);
+            plan = LinearizeOperation.Plan(request);
         }
         catch (QcowException e)
         {
@@ -210,21 +209,21 @@ public sealed class ResolveQcowInputs : QcowTask
         // Ids and stamp texts use paths relative to the project: a copy of the project folder has the same stamps.
         string chainId = Stamp.Id($"{Relative(top)}\n{Relative(outDir)}");
         string stampDir = Path.Combine(Full(StampDirectory), $"{Path.GetFileNameWithoutExtension(top)}-{chainId}");
-        string chainJson = Path.Combine(outDir, Linearizer.ChainJsonName);
+        string chainJson = Path.Combine(outDir, ChainManifest.FileName);
 
         var resolved = new TaskItem(top);
         item.CopyMetadataTo(resolved);
-        resolved.SetMetadata("OutputDir", outDir);
-        resolved.SetMetadata(Settings.ClusterSize, options.ClusterSize.ToString(CultureInfo.InvariantCulture));
-        resolved.SetMetadata(Settings.Compat, Settings.CompatText(options));
-        resolved.SetMetadata(Settings.Compression, Settings.CompressionText(options));
-        resolved.SetMetadata(Settings.AllowedBackingPaths, string.Join(";", allowed));
-        resolved.SetMetadata("Snapshots", string.Join(";", snapshots));
-        resolved.SetMetadata("NamePattern", namePattern);
-        resolved.SetMetadata("Format", format);
-        resolved.SetMetadata("ChainId", chainId);
-        resolved.SetMetadata("Chain", top);
-        resolved.SetMetadata("ChainJson", chainJson);
+        resolved.SetMetadata(ItemMetadata.OutputDir, outDir);
+        resolved.SetMetadata(ItemMetadata.ClusterSize, options.ClusterSize.ToString(CultureInfo.InvariantCulture));
+        resolved.SetMetadata(ItemMetadata.Compat, Settings.CompatText(options));
+        resolved.SetMetadata(ItemMetadata.Compression, Settings.CompressionText(options));
+        resolved.SetMetadata(ItemMetadata.AllowedBackingPaths, string.Join(";", allowed));
+        resolved.SetMetadata(ItemMetadata.Snapshots, string.Join(";", snapshots));
+        resolved.SetMetadata(ItemMetadata.NamePattern, namePattern);
+        resolved.SetMetadata(ItemMetadata.Format, format);
+        resolved.SetMetadata(ItemMetadata.ChainId, chainId);
+        resolved.SetMetadata(ItemMetadata.Chain, top);
+        resolved.SetMetadata(ItemMetadata.ChainJson, chainJson);
         chains.Add(resolved);
 
         string common = $"chain={Relative(top)}\noutputDir={Relative(outDir)}\noptions={optionsText}\nsnapshots={string.Join(";", snapshots)}\n"
@@ -238,35 +237,35 @@ public sealed class ResolveQcowInputs : QcowTask
                 .Add("snapshot", layer.Snapshot).Add("virtualSize", layer.VirtualSize.ToString(CultureInfo.InvariantCulture))
                 .Files(plan.DependenciesByImage[layer.SourceImage], _hashes, CancellationToken);
             var w = Pending(Path.Combine(stampDir, layer.FileName + ".stamp"), stamp, output);
-            ChainMetadata(w, "Layer", output, chainId, top);
-            w.SetMetadata("SourceImage", layer.SourceImage);
-            w.SetMetadata("Snapshot", layer.Snapshot ?? "");
-            w.SetMetadata("BackingFile", layer.BackingFileName ?? "");
-            w.SetMetadata("VirtualSize", layer.VirtualSize.ToString(CultureInfo.InvariantCulture));
+            ChainMetadata(w, ItemMetadata.KindLayer, output, chainId, top);
+            w.SetMetadata(ItemMetadata.SourceImage, layer.SourceImage);
+            w.SetMetadata(ItemMetadata.Snapshot, layer.Snapshot ?? "");
+            w.SetMetadata(ItemMetadata.BackingFile, layer.BackingFileName ?? "");
+            w.SetMetadata(ItemMetadata.VirtualSize, layer.VirtualSize.ToString(CultureInfo.InvariantCulture));
             work.Add(w);
         }
         if (!ClaimOutput(chainJson, ChainOwner + item.ItemSpec, item)) return;
         var manifest = NewStamp(chainJson).Add("common", common)
             .Add("layers", string.Join(";", plan.Layers.Select(l => l.FileName)))
             .Files(plan.InputFiles, _hashes, CancellationToken);
-        var m = Pending(Path.Combine(stampDir, Linearizer.ChainJsonName + ".stamp"), manifest, chainJson);
-        ChainMetadata(m, "Manifest", chainJson, chainId, top);
+        var m = Pending(Path.Combine(stampDir, ChainManifest.FileName + ".stamp"), manifest, chainJson);
+        ChainMetadata(m, ItemMetadata.KindManifest, chainJson, chainId, top);
         work.Add(m);
     }
 
     private static void ChainMetadata(TaskItem item, string kind, string output, string chainId, string top)
     {
-        item.SetMetadata("Kind", kind);
-        item.SetMetadata("OutputFile", output);
-        item.SetMetadata("ChainId", chainId);
-        item.SetMetadata("Chain", top);
+        item.SetMetadata(ItemMetadata.Kind, kind);
+        item.SetMetadata(ItemMetadata.OutputFile, output);
+        item.SetMetadata(ItemMetadata.ChainId, chainId);
+        item.SetMetadata(ItemMetadata.Chain, top);
     }
 
     private void ResolveSnapshot(ITaskItem item, List<ITaskItem> work)
     {
         string source = Full(item.ItemSpec);
-        string snapshot = item.GetMetadata("Snapshot").Trim();
-        string format = Settings.Meta(item, "OutputFormat", "qcow2");
+        string snapshot = item.GetMetadata(ItemMetadata.Snapshot).Trim();
+        string format = Settings.Meta(item, ItemMetadata.OutputFormat, "qcow2");
         string project = Settings.DefiningProject(item, BuildEngine) ?? "";
         if (format is not ("qcow2" or "raw"))
         {
@@ -274,10 +273,20 @@ public sealed class ResolveQcowInputs : QcowTask
             return;
         }
         // The output is claimed first, from metadata alone, so a clash is reported even when the source is bad too.
-        string stem = Path.GetFileNameWithoutExtension(source) + (snapshot.Length > 0 ? "_" + snapshot : "");
-        string output = item.GetMetadata("OutputFile").Trim() is { Length: > 0 } o
-            ? Full(o)
-            : Path.Combine(Dir(Full(Settings.Meta(item, "OutputDir", DefaultOutputDir))), stem + (format == "raw" ? ".img" : ".qcow2"));
+        string output;
+        if (item.GetMetadata(ItemMetadata.OutputFile).Trim() is { Length: > 0 } o)
+            output = Full(o);
+        else
+        {
+            // The default name holds the snapshot name: only then must that name be usable in a file name.
+            string name = Path.GetFileNameWithoutExtension(source) + (snapshot.Length > 0 ? "_" + snapshot : "") + (format == "raw" ? ".img" : ".qcow2");
+            if (!ChainManifest.IsPlainFileName(name))
+            {
+                Error(Codes.InvalidOption, project, $"{item.ItemSpec}: Snapshot '{snapshot}' cannot be part of the default output name {name}; give OutputFile");
+                return;
+            }
+            output = Path.Combine(Dir(Full(Settings.Meta(item, ItemMetadata.OutputDir, DefaultOutputDir))), name);
+        }
         if (!ClaimOutput(output, $"QcowSnapshot {item.ItemSpec}", item)) return;
         if (_outputs.TryGetValue(source, out var owner) && owner.StartsWith(ChainOwner, StringComparison.Ordinal))
         {
@@ -289,10 +298,10 @@ public sealed class ResolveQcowInputs : QcowTask
         if (!SourceExists(source, item, "QcowSnapshot source image")) return;
         if (Common(item) is not var (options, allowed)) return;
         if (SourceFormat(item) is not { } sourceFormat) return;
-        string diffSnapshot = item.GetMetadata("DiffBaseSnapshot").Trim();
-        string diffImage = item.GetMetadata("DiffBaseImage").Trim();
-        string backing = item.GetMetadata("BackingFile").Trim();
-        string backingFormat = item.GetMetadata("BackingFormat").Trim();
+        string diffSnapshot = item.GetMetadata(ItemMetadata.DiffBaseSnapshot).Trim();
+        string diffImage = item.GetMetadata(ItemMetadata.DiffBaseImage).Trim();
+        string backing = item.GetMetadata(ItemMetadata.BackingFile).Trim();
+        string backingFormat = item.GetMetadata(ItemMetadata.BackingFormat).Trim();
         if ((diffSnapshot.Length > 0 || diffImage.Length > 0) && backing.Length == 0)
         {
             Error(Codes.InvalidOption, project, $"{item.ItemSpec}: DiffBaseSnapshot/DiffBaseImage need BackingFile (the image that holds the diff base's content)");
@@ -302,17 +311,17 @@ public sealed class ResolveQcowInputs : QcowTask
         if (diffImageFull is not null && !SourceExists(diffImageFull, item, "QcowSnapshot DiffBaseImage")) return;
 
         var policy = Settings.Policy(allowed, w => Warning(Codes.EngineWarning, source, w));
-        var files = new List<string>();
+        IReadOnlyList<string> files;
         try
         {
-            // The engine's plan lists every file of each backing chain; naming the snapshot checks it exists.
-            var plan = Linearizer.Plan(new LinearizeRequest { TopImage = source, OutputFolder = Path.GetDirectoryName(output)!, Policy = policy, Snapshots = snapshot.Length > 0 ? [snapshot] : null });
-            if (!FormatMatches(source, plan.TopFormat, sourceFormat, item, "QcowSnapshot source image")) return;
-            files.AddRange(plan.InputFiles);
-            if (diffImageFull is not null)
-                files.AddRange(Linearizer.Plan(new LinearizeRequest { TopImage = diffImageFull, OutputFolder = Path.GetDirectoryName(output)!, Policy = policy, Snapshots = diffSnapshot.Length > 0 ? [diffSnapshot] : null }).InputFiles);
-            else if (diffSnapshot.Length > 0)
-                Linearizer.Plan(new LinearizeRequest { TopImage = source, OutputFolder = Path.GetDirectoryName(output)!, Policy = policy, Snapshots = [diffSnapshot] });
+            // The source image itself, not a chain plan: its snapshot is looked up in that image only, by any name.
+            using var set = new ImageSet(policy);
+            if (!FormatMatches(source, set.Chain(source)[0].Format, sourceFormat, item, "QcowSnapshot source image")) return;
+            set.View(source, snapshot.Length > 0 ? snapshot : null);
+            if (diffImageFull is not null || diffSnapshot.Length > 0)
+                set.View(diffImageFull ?? source, diffSnapshot.Length > 0 ? diffSnapshot : null);
+            // Every file of each backing chain (and external data files): the stamp's inputs.
+            files = [.. set.OpenedPaths.Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)];
         }
         catch (QcowException e)
         {
@@ -324,22 +333,22 @@ public sealed class ResolveQcowInputs : QcowTask
             .Add("diffBaseSnapshot", diffSnapshot).AddPath("diffBaseImage", diffImageFull)
             .Add("backing", backing).Add("backingFormat", backingFormat).Add("format", format)
             .Add("options", Settings.Describe(options)).Add("allowed", string.Join(";", allowed.Select(Relative)))
-            .Files(files.Distinct(StringComparer.Ordinal), _hashes, CancellationToken);
+            .Files(files, _hashes, CancellationToken);
         var w = Pending(Path.Combine(Full(StampDirectory), "snapshots", $"{Path.GetFileName(output)}-{Stamp.Id(Relative(output))}.stamp"), stamp, output);
         item.CopyMetadataTo(w);
-        w.SetMetadata("OutputFile", output);
-        w.SetMetadata("Source", source);
-        w.SetMetadata("SourceImage", source);
-        w.SetMetadata("Snapshot", snapshot);
-        w.SetMetadata("DiffBaseSnapshot", diffSnapshot);
-        w.SetMetadata("DiffBaseImage", diffImageFull ?? "");
-        w.SetMetadata("BackingFile", backing);
-        w.SetMetadata("BackingFormat", backingFormat);
-        w.SetMetadata("OutputFormat", format);
-        w.SetMetadata(Settings.ClusterSize, options.ClusterSize.ToString(CultureInfo.InvariantCulture));
-        w.SetMetadata(Settings.Compat, Settings.CompatText(options));
-        w.SetMetadata(Settings.Compression, Settings.CompressionText(options));
-        w.SetMetadata(Settings.AllowedBackingPaths, string.Join(";", allowed));
+        w.SetMetadata(ItemMetadata.OutputFile, output);
+        w.SetMetadata(ItemMetadata.Source, source);
+        w.SetMetadata(ItemMetadata.SourceImage, source);
+        w.SetMetadata(ItemMetadata.Snapshot, snapshot);
+        w.SetMetadata(ItemMetadata.DiffBaseSnapshot, diffSnapshot);
+        w.SetMetadata(ItemMetadata.DiffBaseImage, diffImageFull ?? "");
+        w.SetMetadata(ItemMetadata.BackingFile, backing);
+        w.SetMetadata(ItemMetadata.BackingFormat, backingFormat);
+        w.SetMetadata(ItemMetadata.OutputFormat, format);
+        w.SetMetadata(ItemMetadata.ClusterSize, options.ClusterSize.ToString(CultureInfo.InvariantCulture));
+        w.SetMetadata(ItemMetadata.Compat, Settings.CompatText(options));
+        w.SetMetadata(ItemMetadata.Compression, Settings.CompressionText(options));
+        w.SetMetadata(ItemMetadata.AllowedBackingPaths, string.Join(";", allowed));
         work.Add(w);
     }
 
@@ -365,9 +374,7 @@ public sealed class ResolveQcowInputs : QcowTask
             Error(Codes.NotUpToDate, output, "out of date (an input file, option or the engine changed); a build would rewrite it");
             return;
         }
-        CurrentFile = path;
-        CurrentCode = Codes.IoError;
-        stamp.Write(path);
+        TaskFailure.Step(Codes.IoError, path, () => stamp.Write(path));
         Log.LogMessage(MessageImportance.Low, $"Wrote input stamp {path}");
     }
 }

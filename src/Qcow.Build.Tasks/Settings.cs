@@ -9,10 +9,6 @@ namespace Qcow.Build.Tasks;
 /// <summary>Turns item metadata and properties into engine options. No format logic: parsing is the engine's.</summary>
 internal static class Settings
 {
-    /// <summary>Metadata names shared by QcowChain and QcowSnapshot items.</summary>
-    public const string ClusterSize = nameof(ClusterSize), Compat = nameof(Compat), Compression = nameof(Compression),
-        AllowedBackingPaths = nameof(AllowedBackingPaths);
-
     /// <summary>Write options from <c>ClusterSize</c> (e.g. 65536, 64k), <c>Compat</c> (1.1, 0.10) and <c>Compression</c> (none, zlib, zstd).</summary>
     public static WriteOptions Options(string? clusterSize, string? compat, string? compression)
     {
@@ -78,7 +74,7 @@ internal static class Settings
     /// <summary>The project file that defined an item (for errors about its metadata).</summary>
     public static string? DefiningProject(ITaskItem item, IBuildEngine? engine)
     {
-        string p = item.GetMetadata("DefiningProjectFullPath");
+        string p = item.GetMetadata(ItemMetadata.DefiningProjectFullPath);
         return string.IsNullOrEmpty(p) ? engine?.ProjectFileOfTaskNode : p;
     }
 }

@@ -18,7 +18,7 @@ internal sealed class Stamp
 
     /// <summary>Versions of the engine and the tasks (module ids change with every change of code).</summary>
     public static string Versions { get; } =
-        $"engine={Describe(typeof(Linearizer).Assembly)}\ntasks={Describe(typeof(Stamp).Assembly)}";
+        $"engine={Describe(typeof(LinearizeOperation).Assembly)}\ntasks={Describe(typeof(Stamp).Assembly)}";
 
     /// <summary>A stamp of <paramref name="output"/>; paths are written relative to <paramref name="baseDir"/>.</summary>
     public Stamp(string output, string baseDir)

@@ -24,10 +24,10 @@ public sealed class SummarizeQcowImages : QcowTask
     protected override void ExecuteCore()
     {
         string dir = Path.GetFullPath(Settings.FixPath(OutputDir));
-        int layers = Images.Count(i => i.GetMetadata("Kind") == "Layer");
+        int layers = Images.Count(i => i.GetMetadata(ItemMetadata.Kind) == ItemMetadata.KindLayer);
         int exports = Images.Length - layers;
-        long bytes = Images.Select(i => new FileInfo(i.GetMetadata("FullPath"))).Where(f => f.Exists).Sum(f => f.Length);
-        int written = Written.Select(w => w.GetMetadata("FullPath")).Distinct(StringComparer.Ordinal).Count();
+        long bytes = Images.Select(i => new FileInfo(i.GetMetadata(ItemMetadata.FullPath))).Where(f => f.Exists).Sum(f => f.Length);
+        int written = Written.Select(w => w.GetMetadata(ItemMetadata.FullPath)).Distinct(StringComparer.Ordinal).Count();
         string what = (layers, exports) switch
         {
             (_, 0) => Count(layers, "layer"),

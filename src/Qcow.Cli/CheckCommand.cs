@@ -18,7 +18,7 @@ internal static class CheckCommand
             CheckResult result;
             try
             {
-                result = CheckOperation.Run(r.GetValue(image)!, w => Console.Error.WriteLine($"qcow: warning: {w}"));
+                result = CheckOperation.Run(new CheckRequest { Image = r.GetValue(image)!, Warning = w => Console.Error.WriteLine($"qcow: warning: {w}") });
             }
             catch (QcowException e)
             {

@@ -18,7 +18,7 @@ internal static class CompareCommand
         {
             try
             {
-                var result = CompareOperation.Run(r.GetValue(a)!, r.GetValue(b)!, r.GetValue(strict), policy: QcowCommand.Policy(r, allow));
+                var result = CompareOperation.Run(new CompareRequest { Image1 = r.GetValue(a)!, Image2 = r.GetValue(b)!, Strict = r.GetValue(strict), Policy = QcowCommand.Policy(r, allow) });
                 if (result.Warning is { } w) Console.WriteLine(w);
                 Console.WriteLine(result.Message);
                 return result.Identical ? 0 : 1;

@@ -33,7 +33,7 @@ internal static class ConvertCommand
         {
             string? l = r.GetValue(snapL), s = r.GetValue(snapS);
             if (l is not null && s is not null) return QcowCommand.Fail("give -l or -s, not both", 1);
-            var wo = WriteOptions.Default.With(r.GetValue(options)) with { Compress = r.GetValue(compress) };
+            var wo = QcowCommand.WriteOptions(r.GetValue(options), r.GetValue(compress));
             string target = r.GetValue(output)!;
             using var stdout = target == "-" ? StandardOutput.Open() : null;
             var request = new ConvertRequest

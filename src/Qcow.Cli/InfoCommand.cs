@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Text.Json;
+using Qcow.Engine.Format;
 using Qcow.Engine.Operations;
 
 namespace Qcow.Cli;
@@ -17,7 +18,7 @@ internal static class InfoCommand
         var cmd = new Command("info", "Show an image's format, sizes, backing file and snapshots (like qemu-img info).") { output, chain, allow, image };
         cmd.SetAction(r =>
         {
-            var infos = InfoOperation.Run(r.GetValue(image)!, r.GetValue(chain), QcowCommand.Policy(r, allow));
+            var infos = InfoOperation.Run(new InfoRequest { Image = r.GetValue(image)!, BackingChain = r.GetValue(chain), Policy = QcowCommand.Policy(r, allow) }).Images;
             if (r.GetValue(output) == "json") Console.WriteLine(ToJson(infos, r.GetValue(chain)));
             else
             {
@@ -57,7 +58,7 @@ internal static class InfoCommand
         {
             w.WriteLine("Format specific information:");
             w.WriteLine($"    compat: {h.Compat}");
-            w.WriteLine($"    compression type: {Engine.Compression.ClusterCompression.Name(h.CompressionType)}");
+            w.WriteLine($"    compression type: {h.CompressionType.QemuName()}");
             if (h.Version >= 3) w.WriteLine($"    lazy refcounts: {((h.CompatibleFeatures & Engine.Format.CompatibleFeatures.LazyRefcounts) != 0 ? "true" : "false")}");
             w.WriteLine($"    refcount bits: {h.RefcountBits}");
             if (info.DataFile is { } df) w.WriteLine($"    data file: {df}");
@@ -121,7 +122,7 @@ internal static class InfoCommand
             j.WriteString("type", "qcow2");
             j.WriteStartObject("data");
             j.WriteString("compat", h.Compat);
-            j.WriteString("compression-type", Engine.Compression.ClusterCompression.Name(h.CompressionType));
+            j.WriteString("compression-type", h.CompressionType.QemuName());
             if (h.Version >= 3) j.WriteBoolean("lazy-refcounts", (h.CompatibleFeatures & Engine.Format.CompatibleFeatures.LazyRefcounts) != 0);
             j.WriteNumber("refcount-bits", h.RefcountBits);
             if (info.DataFile is { } df) j.WriteString("data-file", df);

@@ -24,7 +24,7 @@ internal static class LinearizeCommand
         };
         cmd.SetAction(r =>
         {
-            var wo = WriteOptions.Default.With(r.GetValue(options)) with { Compress = r.GetValue(compress) };
+            var wo = QcowCommand.WriteOptions(r.GetValue(options), r.GetValue(compress));
             var request = new LinearizeRequest
             {
                 TopImage = r.GetValue(top)!,
@@ -34,7 +34,7 @@ internal static class LinearizeCommand
                 Snapshots = r.GetValue(snapshots)?.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
                 Policy = QcowCommand.Policy(r, allow),
             };
-            var result = Linearizer.Run(request, QcowCommand.Progress(r.GetValue(progress)), ConvertCommand.CancelOnCtrlC());
+            var result = LinearizeOperation.Run(request, QcowCommand.Progress(r.GetValue(progress)), ConvertCommand.CancelOnCtrlC());
             if (r.GetValue(verbose))
             {
                 Console.WriteLine($"{"LAYER",-32} {"BACKING",-32} {"READ",12} {"DATA",8} {"ZERO",8} {"SIZE",12}");

@@ -16,7 +16,7 @@ internal static class MapCommand
         var cmd = new Command("map", "Show where each guest byte comes from: data, zero or unallocated, the chain depth and host offset (like qemu-img map).") { output, snapshot, allow, image };
         cmd.SetAction(r =>
         {
-            var entries = MapOperation.Run(r.GetValue(image)!, r.GetValue(snapshot), QcowCommand.Policy(r, allow));
+            var entries = MapOperation.Run(new MapRequest { Image = r.GetValue(image)!, Snapshot = r.GetValue(snapshot), Policy = QcowCommand.Policy(r, allow) }).Entries;
             if (r.GetValue(output) == "json") WriteJson(entries);
             else
             {

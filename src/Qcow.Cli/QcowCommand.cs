@@ -1,6 +1,7 @@
 using System.CommandLine;
 using Qcow.Engine;
 using Qcow.Engine.Chain;
+using Qcow.Engine.Writing;
 
 namespace Qcow.Cli;
 
@@ -58,6 +59,17 @@ internal static class QcowCommand
     };
 
     /// <summary>The policy from <c>--allow-backing</c>, with warnings printed to stderr.</summary>
+    /// <summary>
+    /// The write options of <c>-o</c> and <c>-c</c>, with <c>QCOW_DIRECT_IO=1</c> from the environment mapped onto
+    /// <see cref="WriteOptions.DirectIo"/> (the engine reads no environment variable).
+    /// </summary>
+    public static WriteOptions WriteOptions(string? options, bool compress) =>
+        Engine.Writing.WriteOptions.Default.With(options) with
+        {
+            Compress = compress,
+            DirectIo = Environment.GetEnvironmentVariable("QCOW_DIRECT_IO") == "1",
+        };
+
     public static BackingPolicy Policy(ParseResult r, Option<string[]> allow) => new()
     {
         AllowedPaths = r.GetValue(allow) ?? [],

@@ -1,4 +1,4 @@
-using Qcow.Engine.Operations;
+using Qcow.Engine.Pipeline;
 
 namespace Qcow.Cli;
 

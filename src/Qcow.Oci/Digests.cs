@@ -18,25 +18,7 @@ public static class Digests
     /// <summary>The digest and length of a file, read in large blocks.</summary>
     public static (string Digest, long Size) OfFile(string path, Action<long>? progress = null, CancellationToken cancel = default)
     {
-        using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1, FileOptions.SequentialScan);
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(1 << 20);
-        try
-        {
-            long total = 0;
-            int n;
-            while ((n = stream.Read(buffer, 0, 1 << 20)) > 0)
-            {
-                cancel.ThrowIfCancellationRequested();
-                hash.AppendData(buffer, 0, n);
-                total += n;
-                progress?.Invoke(total);
-            }
-            return (Sha256Prefix + Convert.ToHexStringLower(hash.GetHashAndReset()), total);
-        }
-        finally
-        {
-            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-        }
+        var (sha, size) = Engine.IO.FileHash.Sha256(path, progress, cancel);
+        return (Sha256Prefix + sha, size);
     }
 }

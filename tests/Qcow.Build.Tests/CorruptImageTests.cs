@@ -62,7 +62,7 @@ public sealed class CorruptImageTests(SeedChain seed) : IDisposable
         var some = new ImgProject(_dir["some"], """<ItemGroup><QcowChain Include="../images/imageC.qcow2" Snapshots="sn0" /></ItemGroup>""");
         var built = some.Build();
         Assert.True(built.Success, built.Log.Text);
-        var layers = SeedChain.Layers.Select(l => l.File).Where(f => f != "imageB_sn1.qcow2").ToList();
+        var layers = SeedStates.All.Select(l => l.Layer).Where(f => f != "imageB_sn1.qcow2").ToList();
         seed.AssertLayersCorrect(some.OutDir, layers);
         Assert.False(File.Exists(some.Out("imageB_sn1.qcow2")));
     }

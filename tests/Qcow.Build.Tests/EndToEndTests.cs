@@ -19,6 +19,7 @@ public sealed class EndToEndTests(SeedChain seed, PackedSdk sdk) : IClassFixture
     private static string Project(string folder, string body) => PackedSdk.WriteProject(folder, body);
 
     [SkippableFact]
+    [Trait("Category", "Slow")]
     public void Build_rebuild_question_touch_property_clean_and_errors_through_the_packed_sdk()
     {
         seed.CopyTo(_dir["images"]);
@@ -56,7 +57,7 @@ public sealed class EndToEndTests(SeedChain seed, PackedSdk sdk) : IClassFixture
         Dotnet.Ok(_dir.Path, "build", proj, "-nodeReuse:false", "-p:QcowClusterSize=4096", $"-bl:{binlog}");
         Assert.True(new FileInfo(binlog).Length > 0);
         var third = SeedChain.Times(outDir);
-        foreach (var l in SeedChain.Layers) Assert.NotEqual(after[l.File], third[l.File]);
+        foreach (var l in SeedStates.All) Assert.NotEqual(after[l.Layer], third[l.Layer]);
         Assert.Contains("\"cluster-size\": 4096", Qemu.Img("info", "--output=json", Path.Combine(outDir, "imageB_sn1.qcow2")).StdOut, StringComparison.Ordinal);
         seed.AssertLayersCorrect(outDir);
 
@@ -72,6 +73,7 @@ public sealed class EndToEndTests(SeedChain seed, PackedSdk sdk) : IClassFixture
     }
 
     [SkippableFact]
+    [Trait("Category", "Slow")]
     public void Template_project_builds_with_a_bare_dotnet_build()
     {
         Qemu.Require();
@@ -89,6 +91,7 @@ public sealed class EndToEndTests(SeedChain seed, PackedSdk sdk) : IClassFixture
     }
 
     [SkippableFact]
+    [Trait("Category", "Slow")]
     public void The_committed_samples_build_through_the_packed_sdk_and_their_script_remakes_the_images()
     {
         Qemu.Require();
@@ -99,11 +102,9 @@ public sealed class EndToEndTests(SeedChain seed, PackedSdk sdk) : IClassFixture
         // Building the consumer builds the seed sample through its ProjectReference and flattens its top layer.
         Dotnet.Ok(_dir["samples/consumer"], "build", "consumer.imgproj", "-nodeReuse:false");
         string images = _dir["samples/seed/images"], layers = _dir["samples/seed/bin/Debug"];
-        foreach (var (file, image, snapshot) in SeedChain.Layers)
+        foreach (var (file, image, snapshot) in SeedStates.All)
         {
-            string export = _dir[$"export-{file}"];
-            Qemu.Img([.. new[] { "convert", "-O", "qcow2" }, .. snapshot is null ? Array.Empty<string>() : ["-l", $"snapshot.name={snapshot}"], Path.Combine(images, image), export]);
-            Qemu.AssertIdentical(export, Path.Combine(layers, file));
+            Qemu.AssertIdentical(Qemu.Export(Path.Combine(images, image), snapshot, _dir[$"export-{file}"]), Path.Combine(layers, file));
         }
         Qemu.AssertIdentical(Path.Combine(images, "imageC.qcow2"), _dir["samples/consumer/bin/Debug/imageC-flat.qcow2"]);
 
@@ -116,18 +117,19 @@ public sealed class EndToEndTests(SeedChain seed, PackedSdk sdk) : IClassFixture
     }
 
     [SkippableFact]
+    [Trait("Category", "Slow")]
     public void A_build_killed_mid_write_leaves_nothing_a_later_build_takes_as_up_to_date()
     {
         Qemu.Require();
-        // A chain big enough to be caught mid-write: base(s0) <- top, 48 MiB of data in each state.
+        // base(s0) <- top, three states; the test hook holds the build at a chosen step, so no size is needed to catch it.
         var b = new ImageBuilder(_dir, seed: 21);
         Directory.CreateDirectory(_dir["k/images"]);
         string bas = b.Create("k/images/base.qcow2", "512M");
-        for (int i = 0; i < 3; i++) b.WriteRandom(bas, i * (128L << 20), 16L << 20);
+        for (int i = 0; i < 3; i++) b.WriteRandom(bas, i * (128L << 20), 4L << 20);
         b.Snapshot(bas, "s0");
-        for (int i = 0; i < 3; i++) b.WriteRandom(bas, i * (128L << 20) + (64L << 20), 16L << 20);
+        for (int i = 0; i < 3; i++) b.WriteRandom(bas, i * (128L << 20) + (64L << 20), 4L << 20);
         string top = b.Create("k/images/top.qcow2", "512M", backing: "base.qcow2");
-        for (int i = 0; i < 3; i++) b.WriteRandom(top, i * (128L << 20) + (32L << 20), 16L << 20);
+        for (int i = 0; i < 3; i++) b.WriteRandom(top, i * (128L << 20) + (32L << 20), 4L << 20);
         sdk.Configure(_dir["k"]);
         string proj = Project(_dir["k"], """<ItemGroup><QcowChain Include="images/top.qcow2" /></ItemGroup>""");
         string outDir = _dir["k/bin/Debug"];
@@ -140,9 +142,9 @@ public sealed class EndToEndTests(SeedChain seed, PackedSdk sdk) : IClassFixture
             ["base.qcow2"] = _dir["export-base.qcow2"],
             ["top.qcow2"] = _dir["export-top.qcow2"],
         };
-        Qemu.Img("convert", "-O", "qcow2", "-l", "snapshot.name=s0", bas, exports["base_s0.qcow2"]);
-        Qemu.Img("convert", "-O", "qcow2", bas, exports["base.qcow2"]);
-        Qemu.Img("convert", "-O", "qcow2", top, exports["top.qcow2"]);
+        Qemu.Export(bas, "s0", exports["base_s0.qcow2"]);
+        Qemu.Export(bas, null, exports["base.qcow2"]);
+        Qemu.Export(top, null, exports["top.qcow2"]);
         void AssertPresentLayersComplete()
         {
             foreach (var (layer, export) in exports)
@@ -154,9 +156,9 @@ public sealed class EndToEndTests(SeedChain seed, PackedSdk sdk) : IClassFixture
             }
         }
 
-        // Ctrl+C (SIGINT) while the second layer is being written: the build stops, cancelled, leaving no temporary
-        // and no chain.json; a layer file is there only if it was complete (renamed into place) before the cancel.
-        var (interrupted, intOutput) = Interrupt(proj, outDir, "INT");
+        // Ctrl+C (SIGINT) once the second layer is written but not yet in place: the build stops, cancelled, leaving no
+        // temporary and no chain.json; a layer file is there only if it was complete (renamed into place) before the cancel.
+        var (interrupted, intOutput) = Interrupt(proj, "INT");
         Assert.NotEqual(0, interrupted.ExitCode);
         Assert.Contains("QCOW0007", intOutput.ToString(), StringComparison.Ordinal);
         Assert.Empty(Directory.EnumerateFiles(outDir, ".*qcow-tmp-*"));
@@ -166,7 +168,7 @@ public sealed class EndToEndTests(SeedChain seed, PackedSdk sdk) : IClassFixture
 
         // Kill -9 the build (its whole process tree) at the same point, from scratch.
         foreach (var f in Directory.EnumerateFiles(outDir, "*.qcow2")) File.Delete(f);
-        var (killed, _) = Interrupt(proj, outDir, "KILL");
+        var (killed, _) = Interrupt(proj, "KILL");
         killed.Dispose();
         Assert.False(File.Exists(Path.Combine(outDir, "chain.json")));
         AssertPresentLayersComplete();
@@ -180,26 +182,20 @@ public sealed class EndToEndTests(SeedChain seed, PackedSdk sdk) : IClassFixture
         Dotnet.Ok(_dir["k"], "build", proj, "-nodeReuse:false", "-question");
     }
 
-    /// <summary>Starts a build and sends <paramref name="signal"/> to it when the second layer's temporary file appears.</summary>
-    private (Process Process, System.Text.StringBuilder Output) Interrupt(string proj, string outDir, string signal)
+    /// <summary>
+    /// Starts a build held by the tasks' test hook once the second layer is fully written to its temporary file (not
+    /// yet renamed into place), and sends <paramref name="signal"/> to it there.
+    /// </summary>
+    private (Process Process, System.Text.StringBuilder Output) Interrupt(string proj, string signal)
     {
-        var p = Dotnet.Start(_dir["k"], ["build", proj, "-nodeReuse:false", "--no-restore"], out var output);
-        var clock = Stopwatch.StartNew();
-        bool caught = false;
-        while (!p.HasExited && clock.Elapsed < TimeSpan.FromMinutes(2))
-        {
-            if (Directory.Exists(outDir) && Directory.EnumerateFiles(outDir, ".base.qcow2.qcow-tmp-*").Any())
-            {
-                if (signal == "KILL") p.Kill(entireProcessTree: true);
-                else Qemu.Run("kill", [$"-{signal}", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)], [0]);
-                caught = true;
-                break;
-            }
-            Thread.Sleep(5);
-        }
-        Assert.True(p.WaitForExit(TimeSpan.FromSeconds(60)), $"the build did not stop after SIG{signal}");
+        const string step = "written:base.qcow2";
+        var p = Dotnet.StartUntil($"qcow: test hook: paused at {step}", _dir["k"], ["build", proj, "-nodeReuse:false", "--no-restore"], out var output,
+            new Dictionary<string, string> { ["QCOW_TEST_PAUSE_AT"] = step });
+        if (signal == "KILL") p.Kill(entireProcessTree: true);
+        else Qemu.Run("kill", [$"-{signal}", p.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)], [0]);
+        // A hang guard, not a timing claim: the held build only ends through the signal.
+        Assert.True(p.WaitForExit(TimeSpan.FromMinutes(5)), $"the build did not stop after SIG{signal}");
         p.WaitForExit();
-        Assert.True(caught, "the build ended before it could be interrupted:\n" + output);
         return (p, output);
     }
 

@@ -35,21 +35,21 @@ public sealed class IncrementalBuildTests(SeedChain seed) : IDisposable
         // chain.json: the layers bottom-up, each with its backing file and the hash of the file as written.
         using var json = JsonDocument.Parse(File.ReadAllText(p.Out("chain.json")));
         var layers = json.RootElement.GetProperty("layers").EnumerateArray().ToList();
-        Assert.Equal(SeedChain.Layers.Select(l => l.File), layers.Select(l => l.GetProperty("file").GetString()));
+        Assert.Equal(SeedStates.All.Select(l => l.Layer), layers.Select(l => l.GetProperty("file").GetString()));
         for (int i = 0; i < layers.Count; i++)
         {
-            Assert.Equal(i == 0 ? null : SeedChain.Layers[i - 1].File, layers[i].GetProperty("backing").GetString());
-            Assert.Equal(SeedChain.Sha256(p.Out(SeedChain.Layers[i].File)), layers[i].GetProperty("sha256").GetString());
+            Assert.Equal(i == 0 ? null : SeedStates.All[i - 1].Layer, layers[i].GetProperty("backing").GetString());
+            Assert.Equal(FileHash.Sha256(p.Out(SeedStates.All[i].Layer)), layers[i].GetProperty("sha256").GetString());
         }
 
         // The Returns target gives the same layers as items with metadata.
         var items = b.Items("GetQcowImages");
-        Assert.Equal(SeedChain.Layers.Select(l => p.Out(l.File)), items.Select(i => i.ItemSpec));
+        Assert.Equal(SeedStates.All.Select(l => p.Out(l.Layer)), items.Select(i => i.ItemSpec));
         var top = items[^1];
         Assert.Equal("imageC_sn0.qcow2", top.GetMetadata("BackingFile"));
         Assert.Equal("", top.GetMetadata("Snapshot"));
         Assert.Equal((8L << 20).ToString(System.Globalization.CultureInfo.InvariantCulture), top.GetMetadata("VirtualSize"));
-        Assert.Equal(SeedChain.Sha256(p.Out("imageC.qcow2")), top.GetMetadata("Sha256"));
+        Assert.Equal(FileHash.Sha256(p.Out("imageC.qcow2")), top.GetMetadata("Sha256"));
         Assert.Equal("sn1", items[3].GetMetadata("Snapshot"));
         Assert.Equal(_dir["images/imageB.qcow2"], items[3].GetMetadata("SourceImage"));
 
@@ -123,8 +123,8 @@ public sealed class IncrementalBuildTests(SeedChain seed) : IDisposable
         var b = p.Build(properties: props);
         AssertBuilt(b);
         var after = SeedChain.Times(p.OutDir);
-        foreach (var f in SeedChain.Layers.Select(l => l.File)) Assert.NotEqual(before[f], after[f]);
-        foreach (var f in SeedChain.Layers.Select(l => l.File))
+        foreach (var f in SeedStates.All.Select(l => l.Layer)) Assert.NotEqual(before[f], after[f]);
+        foreach (var f in SeedStates.All.Select(l => l.Layer))
             Assert.Contains("\"cluster-size\": 4096", Qemu.Img("info", "--output=json", p.Out(f)).StdOut, StringComparison.Ordinal);
         seed.AssertLayersCorrect(p.OutDir);
         Assert.True(p.Build(properties: props).Skipped("QcowLinearize"));
@@ -134,7 +134,7 @@ public sealed class IncrementalBuildTests(SeedChain seed) : IDisposable
         var c = p.Build(properties: props);
         AssertBuilt(c);
         Assert.True(c.Ran("QcowLinearize"));
-        Assert.All(SeedChain.Layers, l => Assert.NotEqual(after[l.File], File.GetLastWriteTimeUtc(p.Out(l.File)).Ticks));
+        Assert.All(SeedStates.All, l => Assert.NotEqual(after[l.Layer], File.GetLastWriteTimeUtc(p.Out(l.Layer)).Ticks));
         seed.AssertLayersCorrect(p.OutDir);
     }
 
@@ -150,7 +150,7 @@ public sealed class IncrementalBuildTests(SeedChain seed) : IDisposable
         AssertBuilt(p.Build());
         var after = SeedChain.Times(p.OutDir);
         Assert.True(File.Exists(p.Out("imageB_sn1.qcow2")));
-        foreach (var f in SeedChain.Layers.Select(l => l.File).Where(f => f != "imageB_sn1.qcow2"))
+        foreach (var f in SeedStates.All.Select(l => l.Layer).Where(f => f != "imageB_sn1.qcow2"))
             Assert.Equal(before[f], after[f]);
         seed.AssertLayersCorrect(p.OutDir, ["imageB_sn1.qcow2"]);
         Assert.Equal(before.Keys.Order(), after.Keys.Order());
@@ -203,7 +203,7 @@ public sealed class IncrementalBuildTests(SeedChain seed) : IDisposable
         var b = p.Build();
         AssertBuilt(b);
         var after = SeedChain.Times(p.OutDir);
-        foreach (var f in SeedChain.Layers.Select(l => l.File)) Assert.NotEqual(before[f], after[f]);
+        foreach (var f in SeedStates.All.Select(l => l.Layer)) Assert.NotEqual(before[f], after[f]);
         seed.AssertLayersCorrect(p.OutDir);
         Assert.True(p.Build(question: true).Success);
     }

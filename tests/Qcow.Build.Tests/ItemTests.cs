@@ -80,6 +80,44 @@ public sealed class ItemTests(SeedChain seed) : IDisposable
     }
 
     [SkippableFact]
+    public void QcowSnapshot_takes_the_snapshot_of_its_source_image_only()
+    {
+        seed.CopyTo(_dir["images"]);
+        // sn1 is a snapshot of imageB, below imageC: exporting imageC "at sn1" is not a state of imageC.
+        var p = new ImgProject(_dir.Path, """<ItemGroup><QcowSnapshot Include="images/imageC.qcow2" Snapshot="sn1" /></ItemGroup>""");
+        AssertOneError(p.Build(), "QCOW0002", _dir["images/imageC.qcow2"], "sn1");
+        Assert.False(Directory.Exists(p.OutDir) && Directory.EnumerateFiles(p.OutDir, "*.qcow2").Any());
+    }
+
+    [SkippableFact]
+    public void QcowSnapshot_takes_any_snapshot_name_and_images_of_the_same_file_stem()
+    {
+        // imageC on base/imageC.qcow2 (the seed chain): a chain with two images named imageC, and a snapshot named with a slash.
+        seed.CopyTo(_dir["images/base"]);
+        string top = _dir["images/imageC.qcow2"];
+        Qemu.Img("create", "-q", "-f", "qcow2", "-b", "base/imageC.qcow2", "-F", "qcow2", top);
+        Qemu.Io(top, "write -q -P 0x5a 64k 64k");
+        Qemu.Img("snapshot", "-c", "release/1.0", top);
+        Qemu.Io(top, "write -q -P 0x33 0 4k");
+        var p = new ImgProject(_dir.Path, """
+            <ItemGroup>
+              <QcowSnapshot Include="images/imageC.qcow2" Snapshot="release/1.0" OutputFile="exports/release.qcow2" />
+              <QcowSnapshot Include="images/imageC.qcow2" OutputFile="exports/current.qcow2" />
+            </ItemGroup>
+            """);
+        AssertBuilt(p.Build());
+        string release = _dir["exports/release.qcow2"];
+        Assert.True(Qemu.Identical(Qemu.Export(top, "release/1.0", _dir["qemu-release.qcow2"]), release));
+        Assert.True(Qemu.Identical(top, _dir["exports/current.qcow2"]));
+        Qemu.AssertClean(release);
+
+        // Without OutputFile the snapshot name goes into the file name, and a slash cannot: QCOW0004, nothing written.
+        p.Write("""<ItemGroup><QcowSnapshot Include="images/imageC.qcow2" Snapshot="release/1.0" /></ItemGroup>""");
+        AssertOneError(p.Build(), "QCOW0004", p.Path, "OutputFile");
+        Assert.False(Directory.Exists(Path.Combine(p.OutDir, "imageC_release")));
+    }
+
+    [SkippableFact]
     public void A_project_consumes_another_imgproj_images_through_ProjectReference()
     {
         seed.CopyTo(_dir["producer/images"]);
@@ -135,19 +173,57 @@ public sealed class ItemTests(SeedChain seed) : IDisposable
         AssertOneError(p.Build(properties: new Dictionary<string, string> { ["QcowCompression"] = "lz4" }), "QCOW0004", p.Path, "lz4");
     }
 
-    [Fact]
-    public void An_unreadable_chain_json_is_error_QCOW0009_naming_it()
+    private const string Sha = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+
+    [Theory]
+    [InlineData("""{ "format": "qcow-chain/1", "layers": [ { "file": 7 } ] }""", "layers[0].file")]
+    // Another format version is refused, not read as if it were this one.
+    [InlineData("""{ "format": "qcow-chain/2", "layers": [ { "file": "a.qcow2", "sha256": "__SHA__" } ] }""", "format: is 'qcow-chain/2'")]
+    [InlineData("""{ "layers": [ { "file": "a.qcow2", "sha256": "__SHA__" } ] }""", "format: is missing")]
+    [InlineData("""{ "format": "qcow-chain/1", "layers": [ { "file": "../a.qcow2", "sha256": "__SHA__" } ] }""", "layers[0].file")]
+    public void An_unreadable_chain_json_is_error_QCOW0009_naming_it_and_the_field(string json, string field)
     {
         string manifest = _dir["layers/chain.json"];
         Directory.CreateDirectory(_dir["layers"]);
-        File.WriteAllText(manifest, """{ "format": "qcow-chain/1", "layers": [ { "file": 7 } ] }""");
-        var engine = new FakeBuildEngine(_dir["p.imgproj"]);
-        var task = new Qcow.Build.Tasks.ReadQcowChainManifest { BuildEngine = engine, Manifests = [new Microsoft.Build.Utilities.TaskItem(manifest)] };
+        File.WriteAllText(manifest, json.Replace("__SHA__", Sha, StringComparison.Ordinal));
+        var (task, engine) = ReadManifest(manifest);
         Assert.False(task.Execute());
         var e = Assert.Single(engine.Errors);
         Assert.Equal("QCOW0009", e.Code);
         Assert.Equal(manifest, e.File);
+        Assert.Contains(field, e.Message, StringComparison.Ordinal);
         Assert.Empty(task.Layers);
+    }
+
+    [Fact]
+    public void A_chain_json_is_read_into_one_item_per_layer_with_full_source_paths()
+    {
+        string manifest = _dir["layers/chain.json"];
+        Directory.CreateDirectory(_dir["layers"]);
+        File.WriteAllText(manifest, $$"""
+            { "format": "qcow-chain/1", "layers": [
+              { "file": "a_sn0.qcow2", "backing": null, "sourceImage": "a.qcow2", "snapshot": "sn0", "virtualSize": 1048576, "sha256": "{{Sha}}" },
+              { "file": "a.qcow2", "backing": "a_sn0.qcow2", "sourceImage": "a.qcow2", "snapshot": null, "virtualSize": 2097152, "sha256": "{{Sha}}" } ] }
+            """);
+        var (task, engine) = ReadManifest(manifest, chain: _dir["images/a.qcow2"]);
+        Assert.True(task.Execute(), string.Join("\n", engine.Errors.Select(e => e.Message)));
+        Assert.Equal([_dir["layers/a_sn0.qcow2"], _dir["layers/a.qcow2"]], task.Layers.Select(l => l.ItemSpec));
+        var top = task.Layers[1];
+        Assert.Equal("a_sn0.qcow2", top.GetMetadata("BackingFile"));
+        Assert.Equal(_dir["images/a.qcow2"], top.GetMetadata("SourceImage"));
+        Assert.Equal("", top.GetMetadata("Snapshot"));
+        Assert.Equal("sn0", task.Layers[0].GetMetadata("Snapshot"));
+        Assert.Equal("2097152", top.GetMetadata("VirtualSize"));
+        Assert.Equal(Sha, top.GetMetadata("Sha256"));
+        Assert.Equal(manifest, top.GetMetadata("ChainJson"));
+    }
+
+    private (Qcow.Build.Tasks.ReadQcowChainManifest Task, FakeBuildEngine Engine) ReadManifest(string manifest, string? chain = null)
+    {
+        var engine = new FakeBuildEngine(_dir["p.imgproj"]);
+        var item = new Microsoft.Build.Utilities.TaskItem(manifest);
+        if (chain is not null) item.SetMetadata("Chain", chain);
+        return (new Qcow.Build.Tasks.ReadQcowChainManifest { BuildEngine = engine, Manifests = [item] }, engine);
     }
 
     [SkippableFact]

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using System.Text.Json.Nodes;
 using Qcow.Build.Tests.Support;
 using Qcow.Engine.Tests.Infrastructure;
@@ -33,7 +32,7 @@ public sealed class PinnedHashBuildTests : IDisposable
         var properties = property.Length == 0 ? null : new Dictionary<string, string> { [property] = value };
         var outcome = p.Build(properties: properties);
         Assert.True(outcome.Success, outcome.Log.Text);
-        var actual = Directory.GetFiles(p.OutDir).ToDictionary(f => Path.GetFileName(f), Sha);
+        var actual = Directory.GetFiles(p.OutDir).ToDictionary(f => Path.GetFileName(f), FileHash.Sha256);
         Assert.Equal(Pinned($"linearize/{name}"), actual.OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList());
     }
 
@@ -49,8 +48,8 @@ public sealed class PinnedHashBuildTests : IDisposable
         CopySeed();
         var outcome = p.Build();
         Assert.True(outcome.Success, outcome.Log.Text);
-        Assert.Equal(Pinned("convert/qcow2").Single().Value, Sha(p.Out("b.qcow2")));
-        Assert.Equal(Pinned("convert/raw").Single().Value, Sha(p.Out("b.raw")));
+        Assert.Equal(Pinned("convert/qcow2").Single().Value, FileHash.Sha256(p.Out("b.qcow2")));
+        Assert.Equal(Pinned("convert/raw").Single().Value, FileHash.Sha256(p.Out("b.raw")));
     }
 
     private void CopySeed()
@@ -65,8 +64,6 @@ public sealed class PinnedHashBuildTests : IDisposable
         var all = JsonNode.Parse(File.ReadAllText(Path.Combine(Repo.Root, "tests", "Qcow.Engine.Tests", "PinnedHashes.json")))!;
         return all[key]!.AsObject().Select(kv => KeyValuePair.Create(kv.Key, (string)kv.Value!)).OrderBy(kv => kv.Key, StringComparer.Ordinal).ToList();
     }
-
-    private static string Sha(string path) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(path)));
 
     public void Dispose() => _dir.Dispose();
 }

@@ -2,6 +2,7 @@ using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 using Qcow.Build.Tasks;
 using Qcow.Build.Tests.Support;
+using Qcow.Engine.Tests.Infrastructure;
 using Qcow.Oci.Tests.Support;
 
 namespace Qcow.Build.Tests;

@@ -83,7 +83,7 @@ public sealed partial class RegistryPublishTests(SeedChain seed, PackedSdk sdk, 
         string[] files = [.. LayerHashes(Path.Combine(built, "chain.json")).Keys, "chain.json"];
         Assert.Equal(files.Order(StringComparer.Ordinal), Directory.GetFiles(folder).Select(Path.GetFileName).Order(StringComparer.Ordinal));
         foreach (var f in files)
-            Assert.Equal(SeedChain.Sha256(Path.Combine(built, f)), SeedChain.Sha256(Path.Combine(folder, f)));
+            Assert.Equal(FileHash.Sha256(Path.Combine(built, f)), FileHash.Sha256(Path.Combine(folder, f)));
         return result.Digest;
     }
 

@@ -36,10 +36,10 @@ public class CliTests
         foreach (var (path, expected) in new[] { (clean, 0), (leak, 3), (corrupt, 2) })
         {
             int qemu = Qemu.ImgAllow([0, 1, 2, 3], "check", path).ExitCode;
-            var ours = QcowCli.Run("check", path);
+            var ours = QcowProcess.Run("check", path);
             Assert.Equal(expected, qemu);
             Assert.True(expected == ours.ExitCode, $"{Path.GetFileName(path)}: qcow check exit {ours.ExitCode}\n{ours.StdOut}{ours.StdErr}");
-            var json = JsonDocument.Parse(QcowCli.Run("check", "--output=json", path).StdOut).RootElement;
+            var json = JsonDocument.Parse(QcowProcess.Run("check", "--output=json", path).StdOut).RootElement;
             Assert.Equal(expected == 3 ? 1 : 0, json.TryGetProperty("leaks", out var l) ? l.GetInt32() : 0);
         }
     }
@@ -69,7 +69,7 @@ public class CliTests
         using var dir = new TempDir("info");
         string top = new ImageBuilder(dir, seed: 6).SeedChain("8M");
         string b = dir["imageB.qcow2"];
-        var ours = JsonDocument.Parse(QcowCli.Run("info", "--output=json", b).StdOut).RootElement;
+        var ours = JsonDocument.Parse(QcowProcess.Run("info", "--output=json", b).StdOut).RootElement;
         var theirs = JsonDocument.Parse(Qemu.Img("info", "--output=json", b).StdOut).RootElement;
         foreach (var key in new[] { "virtual-size", "cluster-size", "actual-size" })
             Assert.Equal(theirs.GetProperty(key).GetInt64(), ours.GetProperty(key).GetInt64());
@@ -79,10 +79,10 @@ public class CliTests
                      ours.GetProperty("snapshots").EnumerateArray().Select(s => s.GetProperty("name").GetString()));
 
         string table = Qemu.Img("snapshot", "-l", b).StdOut;
-        string text = QcowCli.Run("info", b).StdOut;
+        string text = QcowProcess.Run("info", b).StdOut;
         Assert.Contains(table, text);
 
-        var chain = JsonDocument.Parse(QcowCli.Run("info", "--output=json", "--backing-chain", top).StdOut).RootElement;
+        var chain = JsonDocument.Parse(QcowProcess.Run("info", "--output=json", "--backing-chain", top).StdOut).RootElement;
         Assert.Equal(3, chain.GetArrayLength());
     }
 
@@ -104,9 +104,9 @@ public class CliTests
         {
             var args = strict ? new[] { "compare", "-s", p, q } : new[] { "compare", p, q };
             int qemu = Qemu.ImgAllow([0, 1], args).ExitCode;
-            Assert.Equal(qemu, QcowCli.Run(args).ExitCode);
+            Assert.Equal(qemu, QcowProcess.Run(args).ExitCode);
         }
-        Assert.Equal(2, QcowCli.Run("compare", x, dir["missing.qcow2"]).ExitCode);
+        Assert.Equal(2, QcowProcess.Run("compare", x, dir["missing.qcow2"]).ExitCode);
     }
 
     [SkippableFact]
@@ -127,24 +127,24 @@ public class CliTests
             new[] { "map", dir["b.qcow2"] },
         })
         {
-            var r = QcowCli.Run(args);
+            var r = QcowProcess.Run(args);
             Assert.NotEqual(0, r.ExitCode);
             Assert.StartsWith("qcow: ", r.StdErr);
             Assert.DoesNotContain("   at ", r.StdErr);
             Assert.Single(r.StdErr.TrimEnd().Split('\n'));
         }
-        Assert.Contains("cycle", QcowCli.Run("info", "--backing-chain", dir["b.qcow2"]).StdErr);
+        Assert.Contains("cycle", QcowProcess.Run("info", "--backing-chain", dir["b.qcow2"]).StdErr);
         Assert.False(File.Exists(dir["out.qcow2"]));
     }
 
     [Fact]
     public void Help_lists_every_command()
     {
-        var r = QcowCli.Run("--help");
+        var r = QcowProcess.Run("--help");
         Assert.Equal(0, r.ExitCode);
         foreach (var verb in new[] { "info", "check", "map", "compare", "convert", "linearize" })
             Assert.Contains(verb, r.StdOut);
-        var convert = QcowCli.Run("convert", "--help").StdOut;
+        var convert = QcowProcess.Run("convert", "--help").StdOut;
         Assert.Contains("-d", convert);
         Assert.Contains("snapshot", convert);
     }

@@ -15,9 +15,9 @@ public class ConvertDiffTests
         string outDir = dir["export"];
         Directory.CreateDirectory(outDir);
         // qemu-img convert imageA.qcow2 -s sn0 export/imageA_sn0.qcow2; convert -d snapshot=sn0 -B imageA_sn0.qcow2
-        var r = QcowCli.Run("convert", "-s", "sn0", dir["imageA.qcow2"], Path.Combine(outDir, "imageA_sn0.qcow2"));
+        var r = QcowProcess.Run("convert", "-s", "sn0", dir["imageA.qcow2"], Path.Combine(outDir, "imageA_sn0.qcow2"));
         Assert.True(r.ExitCode == 0, r.StdErr);
-        r = QcowCli.Run("convert", "-d", "snapshot=sn0", "-B", "imageA_sn0.qcow2", dir["imageA.qcow2"], Path.Combine(outDir, "imageA.qcow2"));
+        r = QcowProcess.Run("convert", "-d", "snapshot=sn0", "-B", "imageA_sn0.qcow2", dir["imageA.qcow2"], Path.Combine(outDir, "imageA.qcow2"));
         Assert.True(r.ExitCode == 0, r.StdErr);
         Qemu.AssertClean(Path.Combine(outDir, "imageA.qcow2"));
         Qemu.AssertIdentical(dir["imageA.qcow2"], Path.Combine(outDir, "imageA.qcow2"));
@@ -103,7 +103,7 @@ public class ConvertDiffTests
         Qemu.Require();
         using var dir = new TempDir("d4");
         new ImageBuilder(dir, seed: 24).SeedChain("8M");
-        var r = QcowCli.Run("convert", "-d", "snapshot=sn0", dir["imageA.qcow2"], dir["x.qcow2"]);
+        var r = QcowProcess.Run("convert", "-d", "snapshot=sn0", dir["imageA.qcow2"], dir["x.qcow2"]);
         Assert.Equal(1, r.ExitCode);
         Assert.Contains("-B", r.StdErr);
         Assert.False(File.Exists(dir["x.qcow2"]));

@@ -117,15 +117,11 @@ public class FormatMatrixTests
             string ours = dir[$"ours-{state ?? "current"}.qcow2"];
             string theirs = dir[$"ref-{state ?? "current"}.qcow2"];
             ConvertOperation.Run(new ConvertRequest { Source = image, SourceSnapshot = state, Output = ours });
-            var args = new List<string> { "convert", "-O", "qcow2" };
-            if (state is not null) { args.Add("-l"); args.Add($"snapshot.name={state}"); }
-            args.Add(image);
-            args.Add(theirs);
-            Qemu.Img(args.ToArray());
+            Qemu.Export(image, state, theirs);
             Qemu.AssertClean(ours);
             Qemu.AssertIdentical(theirs, ours);
             // Our compare agrees with qemu-img's.
-            Assert.True(CompareOperation.Run(theirs, ours).Identical, $"qcow compare says {state} differs");
+            Assert.True(CompareOperation.Run(new CompareRequest { Image1 = theirs, Image2 = ours }).Identical, $"qcow compare says {state} differs");
         }
     }
 
@@ -138,7 +134,7 @@ public class FormatMatrixTests
         var b = new ImageBuilder(dir, seed: 99);
         string image = Build(b, shape);
         string expected = Qemu.Img("map", "--output=json", image).StdOut;
-        var r = QcowCli.Run("map", "--output=json", image);
+        var r = QcowProcess.Run("map", "--output=json", image);
         Assert.Equal(0, r.ExitCode);
         Assert.True(expected == r.StdOut, $"qemu-img map:\n{expected}\nqcow map:\n{r.StdOut}");
     }
@@ -151,7 +147,7 @@ public class FormatMatrixTests
         using var dir = new TempDir(shape);
         var b = new ImageBuilder(dir, seed: 7);
         string image = Build(b, shape);
-        var result = CheckOperation.Run(image);
+        var result = CheckOperation.Run(new CheckRequest { Image = image });
         Assert.True(result.ExitCode == 0, string.Join("\n", result.Messages.Take(20)));
         var qemu = System.Text.Json.JsonDocument.Parse(Qemu.Img("check", "--output=json", image).StdOut).RootElement;
         Assert.Equal(qemu.GetProperty("allocated-clusters").GetInt64(), result.AllocatedClusters);

@@ -27,7 +27,7 @@ public class FormatUnitTests
         var compressible = new byte[cs];
         for (int i = 0; i < cs; i++) compressible[i] = (byte)(i / 97);
         var stream = new byte[cs * 2];
-        int n = Compression.ClusterCompression.Compress(options.CompressionType, compressible, stream);
+        int n = Compression.ClusterCompression.Compress(options.Codec, compressible, stream);
         Assert.True(n > 0);
         writer.AddCompressed(5, stream.AsSpan(0, n));
         writer.AddData(8, Pattern(100, 2));
@@ -68,7 +68,7 @@ public class FormatUnitTests
         Assert.Equal(Pattern(100, 2), tail);
 
         // Our own check recounts every reference and agrees with what we stored.
-        var check = CheckOperation.Run(path);
+        var check = CheckOperation.Run(new CheckRequest { Image = path });
         Assert.True(check.ExitCode == 0, string.Join("\n", check.Messages));
         Assert.Equal(version == 3 ? 3 : 4, check.AllocatedClusters);
         Assert.Equal(1, check.CompressedClusters);
@@ -125,11 +125,11 @@ public class FormatUnitTests
             new Snapshot { Id = "1", Name = "2" },
             new Snapshot { Id = "2", Name = "base" },
         };
-        Assert.Equal("1", SnapshotTable.Find(list, "1", "x").Id);
-        Assert.Equal("2", SnapshotTable.Find(list, "2", "x").Id);          // a bare value is an id first
-        Assert.Equal("1", SnapshotTable.Find(list, "snapshot.name=2", "x").Id);
-        Assert.Equal("2", SnapshotTable.Find(list, "base", "x").Id);
-        var e = Assert.Throws<QcowException>(() => SnapshotTable.Find(list, "nope", "img.qcow2"));
+        Assert.Equal("1", SnapshotSelector.Find(list, "1", "x").Id);
+        Assert.Equal("2", SnapshotSelector.Find(list, "2", "x").Id);          // a bare value is an id first
+        Assert.Equal("1", SnapshotSelector.Find(list, "snapshot.name=2", "x").Id);
+        Assert.Equal("2", SnapshotSelector.Find(list, "base", "x").Id);
+        var e = Assert.Throws<QcowException>(() => SnapshotSelector.Find(list, "nope", "img.qcow2"));
         Assert.Contains("base (id 2)", e.Message);
         Assert.Contains("img.qcow2", e.Message);
     }
@@ -155,14 +155,14 @@ public class FormatUnitTests
     [InlineData("{image}.{snapshot}.qcow2", "s1", "imageA.s1.qcow2")]
     [InlineData("v1-{image}-{snapshot}", null, "v1-imageA.qcow2")]
     public void Layer_names_follow_the_pattern(string pattern, string? snapshot, string expected) =>
-        Assert.Equal(expected, Linearizer.LayerName(pattern, "imageA", snapshot, "imageA.qcow2"));
+        Assert.Equal(expected, ChainPlanner.LayerName(pattern, "imageA", snapshot, "imageA.qcow2"));
 
     [Theory]
     [InlineData("{snapshot}")]
     [InlineData("{image}")]
     [InlineData("../{image}_{snapshot}")]
     public void Layer_name_patterns_that_clash_or_escape_are_refused(string pattern) =>
-        Assert.Throws<QcowException>(() => Linearizer.LayerName(pattern, "imageA", "sn0", "imageA.qcow2"));
+        Assert.Throws<QcowException>(() => ChainPlanner.LayerName(pattern, "imageA", "sn0", "imageA.qcow2"));
 
     [SkippableFact]
     public void Opened_files_report_the_real_path_the_kernel_opened()

@@ -12,30 +12,13 @@ namespace Qcow.Engine.Tests;
 /// </summary>
 public class LinearizeTests
 {
-    internal static readonly (string Image, string? Snapshot, string Layer)[] SeedStates =
-    [
-        ("imageA.qcow2", "sn0", "imageA_sn0.qcow2"),
-        ("imageA.qcow2", null, "imageA.qcow2"),
-        ("imageB.qcow2", "sn0", "imageB_sn0.qcow2"),
-        ("imageB.qcow2", "sn1", "imageB_sn1.qcow2"),
-        ("imageB.qcow2", null, "imageB.qcow2"),
-        ("imageC.qcow2", "sn0", "imageC_sn0.qcow2"),
-        ("imageC.qcow2", null, "imageC.qcow2"),
-    ];
+    private static IReadOnlyList<SeedState> SeedStates => Infrastructure.SeedStates.All;
 
     /// <summary>qemu-img's full export of a source state.</summary>
     internal static string Export(TempDir dir, string image, string? snapshot)
     {
         string output = dir[$"ref-{Path.GetFileNameWithoutExtension(image)}-{snapshot ?? "current"}.qcow2"];
-        if (!File.Exists(output))
-        {
-            var args = new List<string> { "convert", "-O", "qcow2" };
-            if (snapshot is not null) { args.Add("-l"); args.Add($"snapshot.name={snapshot}"); }
-            args.Add(dir[image]);
-            args.Add(output);
-            Qemu.Img(args.ToArray());
-        }
-        return output;
+        return File.Exists(output) ? output : Qemu.Export(dir[image], snapshot, output);
     }
 
     [SkippableFact]
@@ -45,7 +28,7 @@ public class LinearizeTests
         using var dir = new TempDir("partial");
         string top = new ImageBuilder(dir, seed: 31).SeedChain("8M");
         string outDir = dir["out"];
-        var full = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir });
+        var full = LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir });
         string kept = Path.Combine(outDir, SeedStates[0].Layer);
         var keptTime = File.GetLastWriteTimeUtc(kept);
         // Change a kept layer behind the tool's back, keeping its time: the recorded hash is taken, the file not read.
@@ -54,26 +37,26 @@ public class LinearizeTests
         File.WriteAllBytes(kept, bytes);
         File.SetLastWriteTimeUtc(kept, keptTime);
         var onlyTop = new HashSet<string> { Path.GetFullPath(top) };
-        var partial = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, OnlyImages = onlyTop });
+        var partial = LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, OnlyImages = onlyTop });
         Assert.Null(partial.Layers[0].Stats);
         Assert.Equal(full.Layers[0].Sha256, partial.Layers[0].Sha256);
-        Assert.NotEqual(WriterTests.Sha(kept), partial.Layers[0].Sha256);
+        Assert.NotEqual(FileHash.Sha256(kept), partial.Layers[0].Sha256);
         Assert.NotNull(partial.Layers[^1].Stats);
-        Assert.Equal(WriterTests.Sha(Path.Combine(outDir, SeedStates[^1].Layer)), partial.Layers[^1].Sha256);
+        Assert.Equal(FileHash.Sha256(Path.Combine(outDir, SeedStates[^1].Layer)), partial.Layers[^1].Sha256);
 
         // Written after chain.json: hashed again.
         File.SetLastWriteTimeUtc(kept, DateTime.UtcNow.AddMinutes(5));
-        var again = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, OnlyImages = onlyTop });
-        Assert.Equal(WriterTests.Sha(kept), again.Layers[0].Sha256);
+        var again = LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, OnlyImages = onlyTop });
+        Assert.Equal(FileHash.Sha256(kept), again.Layers[0].Sha256);
 
         // A damaged chain.json is not trusted either (the layer changed again, with its old time).
         bytes = File.ReadAllBytes(kept);
         bytes[^2] ^= 0xff;
         File.WriteAllBytes(kept, bytes);
         File.SetLastWriteTimeUtc(kept, keptTime);
-        File.WriteAllText(Path.Combine(outDir, Linearizer.ChainJsonName), "{");
-        var noManifest = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, OnlyImages = onlyTop });
-        Assert.Equal(WriterTests.Sha(kept), noManifest.Layers[0].Sha256);
+        File.WriteAllText(Path.Combine(outDir, LinearizeOperation.ChainJsonName), "{");
+        var noManifest = LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, OnlyImages = onlyTop });
+        Assert.Equal(FileHash.Sha256(kept), noManifest.Layers[0].Sha256);
     }
 
     [SkippableFact]
@@ -82,14 +65,14 @@ public class LinearizeTests
         Qemu.Require();
         using var dir = new TempDir("lin");
         string top = new ImageBuilder(dir, seed: 2013).SeedChain("64M");
-        var sources = Directory.GetFiles(dir.Path).ToDictionary(f => f, WriterTests.Sha);
+        var sources = Directory.GetFiles(dir.Path).ToDictionary(f => f, FileHash.Sha256);
         string outDir = dir["out"];
-        var result = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir });
+        var result = LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir });
 
         Assert.Equal(SeedStates.Select(s => s.Layer), result.Layers.Select(l => l.Layer.FileName));
-        for (int i = 0; i < SeedStates.Length; i++)
+        for (int i = 0; i < SeedStates.Count; i++)
         {
-            var (image, snapshot, layer) = SeedStates[i];
+            var (layer, image, snapshot) = SeedStates[i];
             string path = Path.Combine(outDir, layer);
             Qemu.AssertClean(path);
             Qemu.AssertIdentical(Export(dir, image, snapshot), path);
@@ -108,11 +91,11 @@ public class LinearizeTests
             Assert.Equal(SeedStates[i].Image, l.GetProperty("sourceImage").GetString());
             Assert.Equal(SeedStates[i].Snapshot, l.GetProperty("snapshot").GetString());
             Assert.Equal(64L << 20, l.GetProperty("virtualSize").GetInt64());
-            Assert.Equal(WriterTests.Sha(Path.Combine(outDir, SeedStates[i].Layer)), l.GetProperty("sha256").GetString());
+            Assert.Equal(FileHash.Sha256(Path.Combine(outDir, SeedStates[i].Layer)), l.GetProperty("sha256").GetString());
         }
 
         // Sources are never modified.
-        foreach (var (f, h) in sources) Assert.Equal(h, WriterTests.Sha(f));
+        foreach (var (f, h) in sources) Assert.Equal(h, FileHash.Sha256(f));
     }
 
     [SkippableFact]
@@ -121,16 +104,16 @@ public class LinearizeTests
         Qemu.Require();
         using var dir = new TempDir("stock");
         string top = new ImageBuilder(dir, seed: 77).SeedChain("32M");
-        var ours = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["ours"] });
+        var ours = LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["ours"] });
 
         // Stock: full export of every state, an empty overlay on it, safe rebase onto the full export below, then
         // an unsafe rebase onto the layer below.
         string stock = dir["stock"];
         Directory.CreateDirectory(stock);
         long stockTotal = 0;
-        for (int i = 0; i < SeedStates.Length; i++)
+        for (int i = 0; i < SeedStates.Count; i++)
         {
-            var (image, snapshot, layer) = SeedStates[i];
+            var (layer, image, snapshot) = SeedStates[i];
             string full = Export(dir, image, snapshot);
             string path = Path.Combine(stock, layer);
             if (i == 0) File.Copy(full, path);
@@ -161,7 +144,7 @@ public class LinearizeTests
         b.Snapshot(c, "sn0");                     // sn0 == imageA's current
         b.Scatter(c, 32 << 20, 6, 1 << 20);
 
-        var result = Linearizer.Run(new LinearizeRequest { TopImage = c, OutputFolder = dir["out"] });
+        var result = LinearizeOperation.Run(new LinearizeRequest { TopImage = c, OutputFolder = dir["out"] });
         var byName = result.Layers.ToDictionary(l => l.Layer.FileName);
         Assert.Equal(0, byName["imageA.qcow2"].Stats!.BytesRead);
         Assert.Equal(0, byName["imageC_sn0.qcow2"].Stats!.BytesRead);
@@ -193,11 +176,11 @@ public class LinearizeTests
         Qemu.Require();
         using var dir = new TempDir("twice");
         string top = new ImageBuilder(dir, seed: 12).SeedChain("16M");
-        var one = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["one"] });
-        var two = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = Path.Combine(dir["two"], "nested") });
+        var one = LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["one"] });
+        var two = LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = Path.Combine(dir["two"], "nested") });
         Assert.Equal(one.Layers.Select(l => l.Sha256), two.Layers.Select(l => l.Sha256));
         foreach (var (x, y) in one.Layers.Zip(two.Layers))
-            Assert.Equal(WriterTests.Sha(x.Path), WriterTests.Sha(y.Path));
+            Assert.Equal(FileHash.Sha256(x.Path), FileHash.Sha256(y.Path));
         Assert.Equal(File.ReadAllText(one.ChainJsonPath), File.ReadAllText(two.ChainJsonPath));
     }
 
@@ -207,10 +190,30 @@ public class LinearizeTests
         Qemu.Require();
         using var dir = new TempDir("filter");
         string top = new ImageBuilder(dir, seed: 31).SeedChain("16M");
-        var result = Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["out"], Snapshots = ["sn1"] });
+        var result = LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["out"], Snapshots = ["sn1"] });
         Assert.Equal(["imageA.qcow2", "imageB_sn1.qcow2", "imageB.qcow2", "imageC.qcow2"], result.Layers.Select(l => l.Layer.FileName));
         Qemu.AssertIdentical(Export(dir, "imageB.qcow2", "sn1"), Path.Combine(dir["out"], "imageB_sn1.qcow2"));
         Qemu.AssertIdentical(dir["imageC.qcow2"], Path.Combine(dir["out"], "imageC.qcow2"));
+    }
+
+    [SkippableFact]
+    public void Snapshot_filter_names_snapshots_with_qemus_rule_a_bare_value_is_an_id_first()
+    {
+        Qemu.Require();
+        using var dir = new TempDir("filter-rule");
+        var builder = new ImageBuilder(dir, seed: 5);
+        string image = builder.Create("disk.qcow2", "4M");
+        builder.WriteRandom(image, 0, 1 << 20);
+        builder.Snapshot(image, "x");   // id 1
+        builder.WriteRandom(image, 1 << 20, 1 << 20);
+        builder.Snapshot(image, "1");   // id 2, named like the other's id
+        Assert.Equal(["disk_x.qcow2", "disk.qcow2"], Planned(["1"]));
+        Assert.Equal(["disk_x.qcow2", "disk.qcow2"], Planned(["snapshot.id=1"]));
+        Assert.Equal(["disk_1.qcow2", "disk.qcow2"], Planned(["snapshot.name=1"]));
+        Assert.Equal(["disk_x.qcow2", "disk.qcow2"], Planned(["x"]));
+
+        IEnumerable<string> Planned(string[] snapshots) =>
+            LinearizeOperation.Plan(new LinearizeRequest { TopImage = image, OutputFolder = dir["out"], Snapshots = snapshots }).Layers.Select(l => l.FileName);
     }
 
     [SkippableFact]
@@ -220,15 +223,15 @@ public class LinearizeTests
         using var dir = new TempDir("err");
         string top = new ImageBuilder(dir, seed: 1).SeedChain("8M");
 
-        var missingSnap = Assert.Throws<QcowException>(() => Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["o1"], Snapshots = ["nosuch"] }));
+        var missingSnap = Assert.Throws<QcowException>(() => LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["o1"], Snapshots = ["nosuch"] }));
         Assert.Contains("nosuch", missingSnap.Message);
         Assert.Contains("imageB.qcow2:sn1", missingSnap.Message);
         Assert.False(Directory.Exists(dir["o1"]));
 
-        var clash = Assert.Throws<QcowException>(() => Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir.Path }));
+        var clash = Assert.Throws<QcowException>(() => LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir.Path }));
         Assert.Contains("never modified", clash.Message);
 
-        var cli = QcowCli.Run("linearize", "--snapshots", "nosuch", top, dir["o2"]);
+        var cli = QcowProcess.Run("linearize", "--snapshots", "nosuch", top, dir["o2"]);
         Assert.NotEqual(0, cli.ExitCode);
         Assert.StartsWith("qcow: ", cli.StdErr);
         Assert.Single(cli.StdErr.TrimEnd().Split('\n'));
@@ -236,13 +239,13 @@ public class LinearizeTests
         // A snapshot name is image content: it must not steer a layer out of OUTDIR.
         string evil = new ImageBuilder(dir, seed: 2).Create("evil.qcow2", "4M");
         Qemu.Img("snapshot", "-c", "../../escaped", evil);
-        var escape = Assert.Throws<QcowException>(() => Linearizer.Run(new LinearizeRequest { TopImage = evil, OutputFolder = dir["o4"] }));
+        var escape = Assert.Throws<QcowException>(() => LinearizeOperation.Run(new LinearizeRequest { TopImage = evil, OutputFolder = dir["o4"] }));
         Assert.Contains("../../escaped", escape.Message);
         Assert.False(Directory.Exists(dir["o4"]));
         Assert.Empty(Directory.GetFiles(Path.GetDirectoryName(dir.Path)!, "*escaped*"));
 
         File.Move(dir["imageB.qcow2"], dir["moved.qcow2"]);
-        var missing = Assert.Throws<QcowException>(() => Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["o3"] }));
+        var missing = Assert.Throws<QcowException>(() => LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = dir["o3"] }));
         Assert.Contains("imageB.qcow2", missing.Message);
         Assert.Contains("not found", missing.Message);
         Assert.Contains("chain:", missing.Message);

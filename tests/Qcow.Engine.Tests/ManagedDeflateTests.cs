@@ -231,15 +231,15 @@ public class ManagedDeflateTests
     {
         var random = RandomBytes(65536, 3);
         var dest = new byte[65536 + 1024];
-        Assert.Equal(0, ClusterCompression.Compress(Format.CompressionType.Deflate, random, dest));
+        Assert.Equal(0, ClusterCompression.Compress(ClusterCodec.Deflate, random, dest));
         var text = Words(65536, 3);
-        int n = ClusterCompression.Compress(Format.CompressionType.Deflate, text, dest);
+        int n = ClusterCompression.Compress(ClusterCodec.Deflate, text, dest);
         Assert.InRange(n, 1, 65535);
         var back = new byte[65536];
-        Assert.Null(ClusterCompression.TryDecompress(Format.CompressionType.Deflate, dest.AsSpan(0, n), back));
+        Assert.Null(ClusterCompression.TryDecompress(ClusterCodec.Deflate, dest.AsSpan(0, n), back));
         Assert.Equal(text, back);
         // A destination too small for the stream is "does not fit", never an exception.
-        Assert.Equal(0, ClusterCompression.Compress(Format.CompressionType.Deflate, text, dest.AsSpan(0, n - 1)));
+        Assert.Equal(0, ClusterCompression.Compress(ClusterCodec.Deflate, text, dest.AsSpan(0, n - 1)));
     }
 
     [SkippableTheory]
@@ -274,7 +274,7 @@ public class ManagedDeflateTests
         // qemu's own read path, cluster by cluster, into a raw file.
         Qemu.Img("convert", "-f", "qcow2", "-O", "raw", dir["out.qcow2"], dir["back.raw"]);
         Assert.Equal(SHA256.HashData(raw), SHA256.HashData(File.ReadAllBytes(dir["back.raw"])));
-        var check = CheckOperation.Run(dir["out.qcow2"]);
+        var check = CheckOperation.Run(new CheckRequest { Image = dir["out.qcow2"] });
         Assert.True(check.CompressedClusters > 0, "expected compressed clusters");
     }
 }

@@ -1,7 +1,7 @@
-using System.Security.Cryptography;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Qcow.Engine.IO;
+using FileHash = Qcow.Engine.Tests.Infrastructure.FileHash;
 using Qcow.Engine.Operations;
 using Qcow.Engine.Tests.Infrastructure;
 using Qcow.Engine.Writing;
@@ -40,7 +40,7 @@ public class PinnedHashTests
     {
         // The outputs below are pinned for these inputs: regenerating them (samples/seed/make-images.sh) moves the pins.
         var hashes = new SortedDictionary<string, string>(StringComparer.Ordinal);
-        foreach (var f in Directory.GetFiles(SeedImages, "*.qcow2")) hashes[Path.GetFileName(f)] = Sha(f);
+        foreach (var f in Directory.GetFiles(SeedImages, "*.qcow2")) hashes[Path.GetFileName(f)] = FileHash.Sha256(f);
         AssertPinned("inputs", hashes);
     }
 
@@ -64,7 +64,7 @@ public class PinnedHashTests
         using var dir = new TempDir("pinned-qemu");
         var (options, pattern) = Case(name);
         string outDir = dir["out"];
-        var result = Linearizer.Run(new LinearizeRequest
+        var result = LinearizeOperation.Run(new LinearizeRequest
         {
             TopImage = Path.Combine(SeedImages, "imageC.qcow2"), OutputFolder = outDir, Options = options, NamePattern = pattern,
         });
@@ -72,10 +72,7 @@ public class PinnedHashTests
         {
             Qemu.AssertClean(layer.Path);
             string state = dir[$"state-{Path.GetFileName(layer.Path)}.raw"];
-            var args = new List<string> { "convert", "-O", "raw" };
-            if (layer.Layer.Snapshot is { } sn) args.AddRange(["-l", $"snapshot.name={sn}"]);
-            args.AddRange([layer.Layer.SourceImage, state]);
-            Qemu.Img([.. args]);
+            Qemu.Export(layer.Layer.SourceImage, layer.Layer.Snapshot, state, "raw");
             Assert.Equal(0, Qemu.ImgAllow([0, 1], "compare", "-f", "raw", "-F", "qcow2", state, layer.Path).ExitCode);
         }
     }
@@ -89,25 +86,25 @@ public class PinnedHashTests
         string source = Path.Combine(SeedImages, "imageB.qcow2");
         // As a user runs it: the CLI, then the same export in-process without the Linux-only calls.
         string viaCli = dir[$"cli.{format}"];
-        var r = QcowCli.Run("convert", "-O", format, "-s", "sn1", source, viaCli);
+        var r = QcowProcess.Run("convert", "-O", format, "-s", "sn1", source, viaCli);
         Assert.True(r.ExitCode == 0, r.StdErr);
         string portable = dir[$"portable.{format}"];
         using (HostPlatform.WithoutLinuxCalls())
             ConvertOperation.Run(new ConvertRequest { Source = source, SourceSnapshot = "sn1", Output = portable, OutputFormat = format });
-        var hashes = new SortedDictionary<string, string>(StringComparer.Ordinal) { [$"imageB_sn1.{format}"] = Sha(viaCli) };
-        Assert.Equal(hashes.Values.Single(), Sha(portable));
+        var hashes = new SortedDictionary<string, string>(StringComparer.Ordinal) { [$"imageB_sn1.{format}"] = FileHash.Sha256(viaCli) };
+        Assert.Equal(hashes.Values.Single(), FileHash.Sha256(portable));
         AssertPinned($"convert/{format}", hashes);
     }
 
     /// <summary>Linearizes the seed chain into <paramref name="outDir"/>; the SHA-256 of every file written, by name.</summary>
     private static SortedDictionary<string, string> Linearize(string outDir, WriteOptions options, string? pattern)
     {
-        var result = Linearizer.Run(new LinearizeRequest
+        var result = LinearizeOperation.Run(new LinearizeRequest
         {
             TopImage = Path.Combine(SeedImages, "imageC.qcow2"), OutputFolder = outDir, Options = options, NamePattern = pattern,
         });
         var hashes = new SortedDictionary<string, string>(StringComparer.Ordinal);
-        foreach (var f in Directory.GetFiles(outDir)) hashes[Path.GetFileName(f)] = Sha(f);
+        foreach (var f in Directory.GetFiles(outDir)) hashes[Path.GetFileName(f)] = FileHash.Sha256(f);
         Assert.Equal(8, hashes.Count); // seven layers and chain.json, nothing else (no temporaries)
         foreach (var layer in result.Layers) Assert.Equal(hashes[Path.GetFileName(layer.Path)], layer.Sha256);
         return hashes;
@@ -142,8 +139,6 @@ public class PinnedHashTests
             $"(QCOW_UPDATE_PINNED_HASHES=1) and the README's changelog of output formats. Now:\n" +
             string.Join("\n", actual.Select(p => $"  {p.Key}: {p.Value}{(expected.GetValueOrDefault(p.Key) == p.Value ? "" : "   <- differs")}")));
     }
-
-    private static string Sha(string path) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(path)));
 
     private static string FindRepoRoot()
     {

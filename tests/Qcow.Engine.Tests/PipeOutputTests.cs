@@ -13,7 +13,7 @@ namespace Qcow.Engine.Tests;
 /// </summary>
 public class PipeOutputTests
 {
-    private static string Dll => Path.Combine(AppContext.BaseDirectory, "qcow.dll");
+    private static string Dll => QcowProcess.Dll;
 
     /// <summary>Arguments (source included, relative to the test folder) and the image whose content the output must have.</summary>
     public static TheoryData<string, string> Cases => new()
@@ -196,7 +196,7 @@ public class PipeOutputTests
         b.Scatter(img, 16 << 20, 10, 1 << 20);
         b.WriteZeros(img, 6 << 20, 512 << 10);
         b.WriteRandom(img, (16 << 20) - 3000, 3000);
-        Qemu.Img("convert", "-O", "qcow2", "-l", "snapshot.name=s1", img, dir["s1.qcow2"]);
+        Qemu.Export(img, "s1", dir["s1.qcow2"]);
         File.Copy(dir["s1.qcow2"], dir["base.qcow2"]);
         string ovl = b.Create("ovl.qcow2", "16M", "cluster_size=4096", backing: "img.qcow2");
         b.Scatter(ovl, 16 << 20, 6, 1 << 20);
@@ -204,7 +204,7 @@ public class PipeOutputTests
     }
 
     private static ProcessResult Cli(TempDir dir, string[] args) =>
-        Qemu.Run("dotnet", [Dll, .. args], Enumerable.Range(0, 256).ToArray(), dir.Path);
+        QcowProcess.Run(args, workingDirectory: dir.Path);
 
     /// <summary>Runs qcow with standard output to a pipe read here, as bytes.</summary>
     private static (int ExitCode, byte[] StdOut, string StdErr) RunToPipe(TempDir dir, string[] args)
@@ -237,7 +237,7 @@ public class PipeOutputTests
     /// A stream that only appends, like a pipe: seeking, reading and asking its length or position fail. With
     /// <see cref="Failure"/>, a write that would take it past <see cref="FailAfter"/> bytes throws that instead.
     /// </summary>
-    private sealed class AppendOnlyStream : Stream
+    internal sealed class AppendOnlyStream : Stream
     {
         public MemoryStream Bytes { get; } = new();
         public long FailAfter { get; init; } = long.MaxValue;

@@ -49,7 +49,7 @@ public class PlannedWriteTests
             var p = ConvertOperation.Run(Request(planned, hash: true));
             var o = ConvertOperation.Run(Request(onePass, hash: false));
             Assert.Equal(File.ReadAllBytes(onePass), File.ReadAllBytes(planned));
-            Assert.Equal(WriterTests.Sha(planned), p.Sha256);
+            Assert.Equal(FileHash.Sha256(planned), p.Sha256);
             Assert.Equal(o.DataClusters, p.DataClusters);
             Assert.Equal(o.ZeroClusters, p.ZeroClusters);
             Assert.Equal(o.BytesRead, p.BytesRead);

@@ -1,5 +1,6 @@
 using System.Security.Cryptography;
 using Qcow.Engine.IO;
+using FileHash = Qcow.Engine.Tests.Infrastructure.FileHash;
 using Qcow.Engine.Operations;
 using Qcow.Engine.Tests.Infrastructure;
 using Qcow.Engine.Writing;
@@ -36,7 +37,7 @@ public class PlatformFallbackTests
             Assert.Equal([(0L, 4L << 20, false)], file.HostRuns(0, 4 << 20).ToList());
             // fstat st_blocks: unknown, so info reports the file's length.
             Assert.Null(file.AllocatedSize);
-            Assert.Equal(4L << 20, InfoOperation.Run(sparse, backingChain: false).Single().ActualSize);
+            Assert.Equal(4L << 20, InfoOperation.Run(new InfoRequest { Image = sparse }).Images.Single().ActualSize);
             // /proc/self/fd: not asked.
             using var link = ImageFile.Open(dir["link.raw"]);
             Assert.Null(link.OpenedRealPath);
@@ -133,9 +134,9 @@ public class PlatformFallbackTests
 
     private static Dictionary<string, string> Run(string outDir, string top, WriteOptions options)
     {
-        Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, Options = options });
+        LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = outDir, Options = options });
         ConvertOperation.Run(new ConvertRequest { Source = top, SourceSnapshot = "sn0", Output = Path.Combine(outDir, "export.raw"), OutputFormat = "raw" });
         ConvertOperation.Run(new ConvertRequest { Source = top, SourceSnapshot = "sn0", Output = Path.Combine(outDir, "export.qcow2"), Options = options, ComputeSha256 = true });
-        return Directory.GetFiles(outDir).ToDictionary(f => Path.GetFileName(f), f => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(f))));
+        return Directory.GetFiles(outDir).ToDictionary(f => Path.GetFileName(f), FileHash.Sha256);
     }
 }

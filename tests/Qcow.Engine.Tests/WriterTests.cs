@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Qcow.Engine.Operations;
 using Qcow.Engine.Tests.Infrastructure;
 using Qcow.Engine.Writing;
@@ -35,7 +34,7 @@ public class WriterTests
         ConvertOperation.Run(new ConvertRequest { Source = src, Output = outPath, Options = wo });
         Qemu.AssertClean(outPath);
         Qemu.AssertIdentical(src, outPath);
-        var ours = CheckOperation.Run(outPath);
+        var ours = CheckOperation.Run(new CheckRequest { Image = outPath });
         Assert.True(ours.ExitCode == 0, string.Join("\n", ours.Messages));
         var info = Qemu.Img("info", "--output=json", outPath).StdOut;
         Assert.Contains($"\"cluster-size\": {wo.ClusterSize}", info);
@@ -72,7 +71,7 @@ public class WriterTests
             string c = Path.Combine(dir["two"], "y.qcow2");
             ConvertOperation.Run(new ConvertRequest { Source = top, SourceSnapshot = "sn0", Output = a, Options = wo });
             ConvertOperation.Run(new ConvertRequest { Source = top, SourceSnapshot = "sn0", Output = c, Options = wo });
-            Assert.Equal(Sha(a), Sha(c));
+            Assert.Equal(FileHash.Sha256(a), FileHash.Sha256(c));
         }
     }
 
@@ -114,13 +113,11 @@ public class WriterTests
         using var dir = new TempDir("self");
         var b = new ImageBuilder(dir, seed: 8);
         string top = b.SeedChain("8M");
-        var before = Directory.GetFiles(dir.Path).ToDictionary(f => f, Sha);
+        var before = Directory.GetFiles(dir.Path).ToDictionary(f => f, FileHash.Sha256);
         var e = Assert.Throws<QcowException>(() => ConvertOperation.Run(new ConvertRequest { Source = top, Output = dir["imageA.qcow2"] }));
         Assert.Contains("imageA.qcow2", e.Message);
         Assert.Contains("never modified", e.Message);
-        foreach (var (f, h) in before) Assert.Equal(h, Sha(f));
+        foreach (var (f, h) in before) Assert.Equal(h, FileHash.Sha256(f));
         Assert.Empty(Directory.GetFiles(dir.Path, ".*qcow-tmp*"));
     }
-
-    internal static string Sha(string path) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(path)));
 }

@@ -18,15 +18,15 @@ Fuzzer.OutOfProcess.Run(stream =>
     using (var f = File.Create(path)) stream.CopyTo(f);
     try
     {
-        InfoOperation.Run(path, backingChain: true);
+        InfoOperation.Run(new InfoRequest { Image = path, BackingChain = true });
         using (var set = new ImageSet())
         {
             ReadAll(set.View(path));
-            foreach (var s in set.Chain(path)[0].Image?.Snapshots ?? [])
+            foreach (var s in (set.Chain(path)[0] as QcowLink)?.Snapshots ?? [])
                 ReadAll(set.View(path, $"snapshot.id={s.Id}"));
         }
-        MapOperation.Run(path);
-        if (IsQcow2(path)) CheckOperation.Run(path);
+        MapOperation.Run(new MapRequest { Image = path });
+        if (IsQcow2(path)) CheckOperation.Run(new CheckRequest { Image = path });
     }
     catch (QcowException)
     {

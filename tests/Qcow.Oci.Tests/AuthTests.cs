@@ -1,3 +1,4 @@
+using Qcow.Engine.Tests.Infrastructure;
 using Qcow.Oci.Tests.Support;
 
 namespace Qcow.Oci.Tests;
@@ -72,16 +73,16 @@ public sealed class AuthTests
             ["DOCKER_CONFIG"] = dir["no-docker-config"],
         };
 
-        var anonymous = Tools.Qcow(new Dictionary<string, string?> { ["DOCKER_CONFIG"] = dir["none"], ["HOME"] = dir["none"] },
+        var anonymous = QcowProcess.RunWith(new Dictionary<string, string?> { ["DOCKER_CONFIG"] = dir["none"], ["HOME"] = dir["none"] },
             "push", chain, $"{registry.Host}/tok/chain:v1");
         Assert.Equal(1, anonymous.ExitCode);
         Assert.Contains("token request to", anonymous.StdErr);
         Assert.Contains("no credentials", anonymous.StdErr);
 
-        var push = Tools.Qcow(env, "push", "-p", "--chunk-size", "8k", chain, $"{registry.Host}/tok/chain:v1");
+        var push = QcowProcess.RunWith(env, "push", "-p", "--chunk-size", "8k", chain, $"{registry.Host}/tok/chain:v1");
         Assert.True(push.ExitCode == 0, push + registry.Log);
         Assert.Contains("pushing layer0.qcow2", push.StdErr); // -p shows progress
-        var pull = Tools.Qcow(env, "pull", $"{registry.Host}/tok/chain:v1", dir["pulled"]);
+        var pull = QcowProcess.RunWith(env, "pull", $"{registry.Host}/tok/chain:v1", dir["pulled"]);
         Assert.True(pull.ExitCode == 0, pull + registry.Log);
         Chains.AssertSameFiles(chain, dir["pulled"]);
 

@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Qcow.Engine;
 using Qcow.Engine.Chain;
+using Qcow.Engine.Tests.Infrastructure;
 using Qcow.Oci.Tests.Support;
 
 namespace Qcow.Oci.Tests;
@@ -37,7 +38,7 @@ public sealed class PushPullTests(RegistryFixture fixture) : IClassFixture<Regis
         var registry = fixture.Server;
         using var dir = new TempDir();
         string chain = Chains.Synthetic(dir["chain"], seed: 1, 70_000, 5_000, 123);
-        var push = Tools.Qcow(null, "push", "-t", "build-7", "-t", "stable", chain, $"{registry.Host}/team/vm:1.0");
+        var push = QcowProcess.RunWith(null, "push", "-t", "build-7", "-t", "stable", chain, $"{registry.Host}/team/vm:1.0");
         Assert.True(push.ExitCode == 0, push.ToString());
         string pinned = push.StdOut.Trim();
         Assert.Matches($"^{registry.Host.Replace(".", "\\.")}/team/vm@sha256:[0-9a-f]{{64}}$", pinned);
@@ -46,7 +47,7 @@ public sealed class PushPullTests(RegistryFixture fixture) : IClassFixture<Regis
         foreach (string source in new[] { pinned, $"{registry.Host}/team/vm:1.0", $"{registry.Host}/team/vm:build-7", $"{registry.Host}/team/vm:stable" })
         {
             string target = dir[$"pull-{Guid.NewGuid():N}"];
-            var pull = Tools.Qcow(null, "pull", source, target);
+            var pull = QcowProcess.RunWith(null, "pull", source, target);
             Assert.True(pull.ExitCode == 0, pull.ToString());
             Assert.Equal(pinned, pull.StdOut.Trim());
             Chains.AssertSameFiles(chain, target);
@@ -59,7 +60,7 @@ public sealed class PushPullTests(RegistryFixture fixture) : IClassFixture<Regis
         var registry = fixture.Server;
         using var dir = new TempDir();
         string chain = Chains.Seed(dir["chain"]);
-        var push = Tools.Qcow(null, "push", chain, $"{registry.Host}/plain/reader:v1");
+        var push = QcowProcess.RunWith(null, "push", chain, $"{registry.Host}/plain/reader:v1");
         Assert.True(push.ExitCode == 0, push.ToString());
 
         // Nothing of ours from here on: HttpClient and the distribution API.
@@ -169,7 +170,7 @@ public sealed class PushPullTests(RegistryFixture fixture) : IClassFixture<Regis
         Assert.Contains("chain.json records", e.Message);
         Assert.True(faults is null || faults.Seen.Count == 0);
 
-        var cli = Tools.Qcow(null, "push", chain, $"{registry.Host}/stale/test:v1");
+        var cli = QcowProcess.RunWith(null, "push", chain, $"{registry.Host}/stale/test:v1");
         Assert.Equal(1, cli.ExitCode);
         Assert.StartsWith($"qcow: {Path.Combine(chain, "layer1.qcow2")}: SHA-256 is", cli.StdErr);
         Assert.DoesNotContain("   at ", cli.StdErr);
@@ -305,7 +306,7 @@ public sealed class PushPullTests(RegistryFixture fixture) : IClassFixture<Regis
         using var dir = new TempDir();
         string chain = Chains.Synthetic(dir["chain"], seed: 7, 5000, 6000);
         await ChainPush.RunAsync(new PushRequest { Folder = chain, Reference = registry.Ref("mount/source:v1") }, registry.Options());
-        var mounted = Tools.Qcow(null, "push", "--mount-from", "mount/source", chain, $"{registry.Host}/mount/target:v1");
+        var mounted = QcowProcess.RunWith(null, "push", "--mount-from", "mount/source", chain, $"{registry.Host}/mount/target:v1");
         Assert.True(mounted.ExitCode == 0, mounted.ToString());
         Assert.Contains("0 blobs uploaded (0 B), 0 already present, 4 mounted", mounted.StdErr);
         var pulled = await ChainPull.RunAsync(new PullRequest { Reference = registry.Ref("mount/target:v1"), Folder = dir["pulled"] }, registry.Options());
@@ -331,15 +332,15 @@ public sealed class PushPullTests(RegistryFixture fixture) : IClassFixture<Regis
     {
         var registry = fixture.Server;
         using var dir = new TempDir();
-        var missing = Tools.Qcow(null, "pull", $"{registry.Host}/no/such:tag", dir["out"]);
+        var missing = QcowProcess.RunWith(null, "pull", $"{registry.Host}/no/such:tag", dir["out"]);
         Assert.Equal(1, missing.ExitCode);
         Assert.Equal($"qcow: {registry.Host}/no/such:tag: no such manifest in the registry (404)", missing.StdErr.Trim());
         Assert.False(Directory.Exists(dir["out"]) && Directory.EnumerateFileSystemEntries(dir["out"]).Any());
 
-        var bad = Tools.Qcow(null, "push", dir.Path, "no-host-here");
+        var bad = QcowProcess.RunWith(null, "push", dir.Path, "no-host-here");
         Assert.Equal(1, bad.ExitCode);
         Assert.Contains("not a valid reference: needs a registry host", bad.StdErr);
-        var noChain = Tools.Qcow(null, "push", dir.Path, $"{registry.Host}/x/y:z");
+        var noChain = QcowProcess.RunWith(null, "push", dir.Path, $"{registry.Host}/x/y:z");
         Assert.Equal(1, noChain.ExitCode);
         Assert.Contains($"{Path.Combine(dir.Path, "chain.json")}: cannot read", noChain.StdErr);
     }

@@ -108,7 +108,8 @@ public sealed record ChainManifest(IReadOnlyList<ChainManifestLayer> Layers)
     public byte[] ToJson()
     {
         using var buffer = new MemoryStream();
-        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true }))
+        // "\n" on every OS: the default (Environment.NewLine) would give other bytes, and another hash, on Windows.
+        using (var json = new Utf8JsonWriter(buffer, new JsonWriterOptions { Indented = true, NewLine = "\n" }))
         {
             json.WriteStartObject();
             json.WriteString("format", Format);

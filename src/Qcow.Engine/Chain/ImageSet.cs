@@ -22,12 +22,10 @@ public sealed class ImageSet : IDisposable
     public BackingPolicy Policy { get; }
 
     /// <summary>Every file opened so far (images, raw files, external data files).</summary>
-    public IEnumerable<string> OpenedPaths => _links.Values.SelectMany(l =>
-        l.Image is { } i && !ReferenceEquals(i.DataFile, i.File) ? new[] { l.Path, i.DataFile.Path } : new[] { l.Path });
+    public IEnumerable<string> OpenedPaths => _links.Values.SelectMany(l => l.Files.Select(f => f.Path));
 
     /// <summary>Bytes read from every file of the set so far.</summary>
-    public long BytesRead => _links.Values.Sum(l => (l.Image?.File.BytesRead ?? 0) + (l.RawFile?.BytesRead ?? 0)
-        + (l.Image is { } i && !ReferenceEquals(i.DataFile, i.File) ? i.DataFile.BytesRead : 0));
+    public long BytesRead => _links.Values.Sum(l => l.Files.Sum(f => f.BytesRead));
 
     /// <summary>
     /// The chain of <paramref name="path"/>, top first. The top is probed (qcow2 or raw); below it, the backing
@@ -40,14 +38,14 @@ public sealed class ImageSet : IDisposable
         var chain = new List<ChainLink>();
         var link = Open(top, format: null, namedBy: null);
         chain.Add(link);
-        while (link.Image?.BackingFileName is { } name)
+        while (link is QcowLink { BackingName: { } name } qcow)
         {
             if (chain.Count >= MaxChainLength)
                 throw new QcowException(top, $"backing chain is longer than {MaxChainLength} images");
             string resolved = ResolveNamedFile(link.Path, name, "backing file", chain);
             if (chain.Any(l => l.Path == resolved))
                 throw new QcowException(link.Path, $"backing chain has a cycle: {Describe(chain)} -> {resolved}");
-            string? format = link.Image.Extensions.BackingFormat;
+            string? format = qcow.Image.Extensions.BackingFormat;
             link = Open(resolved, format, link.Path);
             chain.Add(link);
         }
@@ -63,21 +61,20 @@ public sealed class ImageSet : IDisposable
     {
         var chain = Chain(path);
         var top = chain[0];
-        if (top.Image is null)
-        {
-            if (snapshot is not null) throw new QcowException(top.Path, "a raw image has no snapshots");
-            return new RawView(top.RawFile!, 0);
-        }
-        Snapshot? snap = snapshot is null ? null : SnapshotTable.Find(top.Image.Snapshots, snapshot, top.Path);
-        return new QcowView(top.Image, snap, BackingView(chain, 1), 0);
+        if (snapshot is null) return StateView(chain, 0, null);
+        if (top is not QcowLink q) throw new QcowException(top.Path, "a raw image has no snapshots");
+        return StateView(chain, 0, SnapshotSelector.Find(q.Image.Snapshots, snapshot, top.Path));
     }
 
-    private static DiskView? BackingView(IReadOnlyList<ChainLink> chain, int index)
+    /// <summary>
+    /// The view of <paramref name="chain"/>[<paramref name="index"/>] at <paramref name="snapshot"/> (null: current
+    /// state), over the current state of everything below it.
+    /// </summary>
+    internal static DiskView StateView(IReadOnlyList<ChainLink> chain, int index, Snapshot? snapshot)
     {
-        if (index >= chain.Count) return null;
-        var link = chain[index];
-        if (link.Image is null) return new RawView(link.RawFile!, index);
-        return new QcowView(link.Image, null, BackingView(chain, index + 1), index);
+        DiskView? backing = null;
+        for (int j = chain.Count - 1; j > index; j--) backing = chain[j].View(null, backing, j - index);
+        return chain[index].View(snapshot, backing, 0);
     }
 
     private ChainLink Open(string path, string? format, string? namedBy)
@@ -103,14 +100,14 @@ public sealed class ImageSet : IDisposable
             }
             ChainLink link = format switch
             {
-                "qcow2" => new ChainLink { Path = path, Format = "qcow2", Image = QcowImage.Open(file) },
-                "raw" => new ChainLink { Path = path, Format = "raw", RawFile = file },
+                "qcow2" => new QcowLink(path, QcowImage.Open(file)),
+                "raw" => new RawLink(path, file),
                 _ => throw new QcowException(namedBy ?? path, $"backing format '{format}' of {path} is not supported (qcow2 and raw are)"),
             };
-            if (link.Image is { IsMarkedCorrupt: true })
+            if (link is QcowLink { Image.IsMarkedCorrupt: true })
                 Policy.Warning?.Invoke($"{path}: the corrupt bit is set (qemu found this image damaged); it is read read-only, as qemu does; 'qemu-img check -r all' can repair it");
             // Without a recorded name there is nothing to attach; reading guest data is refused later (EnsureDataReadable).
-            if (link.Image is { NeedsDataFile: true } image && image.Extensions.ExternalDataFile is not null)
+            if (link is QcowLink { Image: { NeedsDataFile: true } image } && image.Extensions.ExternalDataFile is not null)
             {
                 string dataPath = ResolveNamedFile(path, image.Extensions.ExternalDataFile, "external data file", [link]);
                 var dataFile = ImageFile.Open(dataPath);
@@ -175,8 +172,7 @@ public sealed class ImageSet : IDisposable
     {
         foreach (var link in _links.Values)
         {
-            link.Image?.Dispose();
-            link.RawFile?.Dispose();
+            link.Dispose();
         }
         _links.Clear();
     }

@@ -50,3 +50,10 @@ public enum CompressionType : byte
     /// <summary>A zstd frame.</summary>
     Zstd = 1,
 }
+
+/// <summary>Names of header field values as qemu-img prints them.</summary>
+public static class CompressionTypeNames
+{
+    /// <summary>qemu-img's name for a compression type: <c>zlib</c> or <c>zstd</c>.</summary>
+    public static string QemuName(this CompressionType type) => type == CompressionType.Zstd ? "zstd" : "zlib";
+}

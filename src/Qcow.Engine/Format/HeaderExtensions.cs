@@ -7,13 +7,13 @@ namespace Qcow.Engine.Format;
 /// <param name="Type">0 incompatible, 1 compatible, 2 autoclear.</param>
 /// <param name="Bit">The bit number.</param>
 /// <param name="Name">The feature's name.</param>
-public readonly record struct FeatureName(byte Type, byte Bit, string Name);
+internal readonly record struct FeatureName(byte Type, byte Bit, string Name);
 
 /// <summary>
 /// The header extensions that follow the header in the first cluster (spec: "Header extensions").
 /// Unknown extensions are skipped.
 /// </summary>
-public sealed class HeaderExtensions
+internal sealed class HeaderExtensions
 {
     /// <summary>End of the extension area.</summary>
     public const uint EndMarker = 0;

@@ -1,7 +1,7 @@
 namespace Qcow.Engine.Format;
 
 /// <summary>What an L2 entry (or one of its subclusters) says about guest data.</summary>
-public enum ClusterKind : byte
+internal enum ClusterKind : byte
 {
     /// <summary>Not allocated here: read from the backing file (zeros when there is none).</summary>
     Unallocated,
@@ -16,10 +16,28 @@ public enum ClusterKind : byte
 }
 
 /// <summary>
+/// What qemu's qcow2_get_cluster_type says of a whole entry (what check counts): unlike <see cref="ClusterKind"/>, it
+/// tells a preallocated zero cluster from a plain one, and ignores the subcluster bitmap.
+/// </summary>
+internal enum QemuClusterType : byte
+{
+    /// <summary>No host cluster.</summary>
+    Unallocated,
+    /// <summary>Zero flag, no host cluster.</summary>
+    ZeroPlain,
+    /// <summary>Zero flag with a host cluster (preallocated).</summary>
+    ZeroAllocated,
+    /// <summary>A host cluster.</summary>
+    Normal,
+    /// <summary>A compressed stream.</summary>
+    Compressed,
+}
+
+/// <summary>
 /// A decoded L2 entry (spec: "Cluster mapping"): standard 8-byte entries, or extended 16-byte entries with a bitmap of
 /// 32 subclusters (bits 0..31 allocated, 32..63 reads-as-zero).
 /// </summary>
-public readonly struct L2Entry
+internal readonly struct L2Entry
 {
     /// <summary>Bit 63: refcount is exactly one.</summary>
     public const ulong CopiedFlag = 1UL << 63;
@@ -62,6 +80,13 @@ public readonly struct L2Entry
     public bool IsCompressed => (Word & CompressedFlag) != 0;
     /// <summary>The host cluster offset of an uncompressed cluster (0 when unallocated).</summary>
     public ulong HostOffset => Word & QcowLimits.OffsetMask;
+
+    /// <summary>qemu's qcow2_get_cluster_type of the entry: the zero flag counts in standard entries only.</summary>
+    public QemuClusterType QemuType =>
+        IsCompressed ? QemuClusterType.Compressed
+        : !Extended && (Word & ZeroFlag) != 0 ? (HostOffset != 0 ? QemuClusterType.ZeroAllocated : QemuClusterType.ZeroPlain)
+        : Allocated ? QemuClusterType.Normal
+        : QemuClusterType.Unallocated;
 
     /// <summary>The state of the whole cluster (Mixed when subclusters differ).</summary>
     public ClusterKind Kind
@@ -114,7 +139,7 @@ public readonly struct L2Entry
 }
 
 /// <summary>Where a compressed cluster's stream lives (spec: "Compressed Clusters Descriptor").</summary>
-public readonly record struct CompressedDescriptor(ulong HostOffset, long Length)
+internal readonly record struct CompressedDescriptor(ulong HostOffset, long Length)
 {
     /// <summary>Decodes the descriptor bits of an L2 entry for an image with <paramref name="clusterBits"/>.</summary>
     public static CompressedDescriptor Decode(ulong word, int clusterBits)

@@ -29,11 +29,9 @@ internal sealed class MetadataClusters
         map.Add(0, cs, "header cluster");
         long rtLength = h.RefcountTableClusters * cs;
         map.Add((long)h.RefcountTableOffset, rtLength, "refcount table");
-        var table = new byte[rtLength];
-        PastEnd.ReadZeroFilled(file, (long)h.RefcountTableOffset, table);
-        for (int i = 0; i < table.Length; i += 8)
+        foreach (ulong entry in new RefcountTable(image).Entries)
         {
-            ulong block = BigEndian.U64(table, i) & QcowLimits.OffsetMask;
+            ulong block = entry & QcowLimits.OffsetMask;
             if (block != 0 && block % (ulong)cs == 0 && block < (ulong)file.Length) map.Add((long)block, cs, "refcount block");
         }
         // Entry by entry: the name of a damaged entry may run over other structures, so only its fixed part counts.

@@ -70,7 +70,7 @@ public sealed class QcowHeader
     public string Compat => Version == 2 ? "0.10" : "1.1";
 
     /// <summary>Reads and validates the header of <paramref name="file"/>. Returns the first cluster's bytes too.</summary>
-    public static QcowHeader Read(ImageFile file, out byte[] firstCluster)
+    internal static QcowHeader Read(ImageFile file, out byte[] firstCluster)
     {
         string path = file.Path;
         if (file.Length < V2Length)

@@ -6,7 +6,7 @@ namespace Qcow.Engine.Format;
 /// An opened qcow2 file: header, extensions, snapshot table, and lookups through its L1/L2 tables. Read-only and
 /// safe for parallel readers. Views (<see cref="Views.QcowView"/>) put a chosen L1 table and a backing chain on top.
 /// </summary>
-public sealed class QcowImage : IDisposable
+internal sealed class QcowImage : IDisposable
 {
     private readonly L2TableCache _l2Cache;
     private readonly Dictionary<ulong, ulong[]> _l1Tables = new();
@@ -222,8 +222,11 @@ public sealed class QcowImage : IDisposable
             throw new QcowFormatException(Path, what, $"host offset 0x{host:x} lies in the {owner}");
     }
 
-    /// <summary>Reads a compressed cluster into <paramref name="cluster"/>, or throws naming the entry.</summary>
-    public void ReadCompressed(ulong word, long guestCluster, Span<byte> cluster)
+    /// <summary>
+    /// Reads a compressed cluster into <paramref name="cluster"/> with <paramref name="decompress"/> (the codec
+    /// <see cref="QcowHeader.CompressionType"/> names), or throws naming the entry.
+    /// </summary>
+    public void ReadCompressed(ulong word, long guestCluster, Span<byte> cluster, ClusterDecompressor decompress)
     {
         var d = CompressedDescriptor.Decode(word, Header.ClusterBits);
         string what = $"compressed cluster at guest offset 0x{guestCluster << Header.ClusterBits:x}";
@@ -235,7 +238,7 @@ public sealed class QcowImage : IDisposable
         try
         {
             File.ReadExactly((long)d.HostOffset, rented.AsSpan(0, (int)length), what);
-            if (Compression.ClusterCompression.TryDecompress(Header.CompressionType, rented.AsSpan(0, (int)length), cluster) is { } error)
+            if (decompress(rented.AsSpan(0, (int)length), cluster) is { } error)
                 throw new QcowFormatException(Path, what, error);
         }
         finally

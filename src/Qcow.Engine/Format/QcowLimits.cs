@@ -4,7 +4,7 @@ namespace Qcow.Engine.Format;
 /// Bounds qemu enforces when it opens an image. We take the same ones so that no header field can make the engine
 /// allocate, loop or seek without bound.
 /// </summary>
-public static class QcowLimits
+internal static class QcowLimits
 {
     /// <summary>Largest L1 table, in bytes (QCOW_MAX_L1_SIZE).</summary>
     public const long MaxL1Bytes = 32L << 20;

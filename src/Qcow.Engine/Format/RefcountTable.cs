@@ -6,13 +6,16 @@ namespace Qcow.Engine.Format;
 /// The stored refcounts (spec: "Host cluster management"): a refcount table of refcount block offsets, each block one
 /// cluster of refcount_bits-wide entries (below 8 bits, packed least significant bits first, as qemu does).
 /// </summary>
-public sealed class RefcountTable
+internal sealed class RefcountTable
 {
     private readonly QcowImage _image;
     private readonly ulong[] _table;
     private readonly long _entriesPerBlock;
     private long _cachedBlock = -1;
     private byte[]? _cached;
+
+    /// <summary>The offset bits of a refcount table entry (9..63); bits 0..8 are reserved.</summary>
+    public const ulong EntryOffsetMask = 0xffff_ffff_ffff_fe00UL;
 
     /// <summary>Reads the refcount table of <paramref name="image"/>.</summary>
     public RefcountTable(QcowImage image)

@@ -52,7 +52,7 @@ public sealed class Snapshot
 /// than 1024 bytes of extra data in an entry, a table over 64 MiB) refuses the image. Each entry is then validated on
 /// its own: a damaged one is listed with <see cref="Snapshot.Problem"/> and refused only when it is used.
 /// </summary>
-public static class SnapshotTable
+internal static class SnapshotTable
 {
     /// <summary>Reads all snapshots listed by the header; <paramref name="tableLength"/> is the table's length in bytes.</summary>
     public static IReadOnlyList<Snapshot> Read(ImageFile file, QcowHeader header, out long tableLength)
@@ -169,25 +169,5 @@ public static class SnapshotTable
         {
             return false;
         }
-    }
-
-    /// <summary>
-    /// Finds a snapshot with qemu's rules: <c>snapshot.id=X</c>, <c>snapshot.name=X</c>, or a bare X tried as an id
-    /// first, then as a name. Throws, listing the snapshots that exist, when none matches.
-    /// </summary>
-    public static Snapshot Find(IReadOnlyList<Snapshot> snapshots, string spec, string path)
-    {
-        Snapshot? found;
-        if (spec.StartsWith("snapshot.id=", StringComparison.Ordinal))
-            found = snapshots.FirstOrDefault(s => s.Id == spec["snapshot.id=".Length..]);
-        else if (spec.StartsWith("snapshot.name=", StringComparison.Ordinal))
-            found = snapshots.FirstOrDefault(s => s.Name == spec["snapshot.name=".Length..]);
-        else
-            found = snapshots.FirstOrDefault(s => s.Id == spec) ?? snapshots.FirstOrDefault(s => s.Name == spec);
-        if (found is not null) return found;
-        string have = snapshots.Count == 0
-            ? "the image has no snapshots"
-            : "snapshots are: " + string.Join(", ", snapshots.Select(s => $"{s.Name} (id {s.Id})"));
-        throw new QcowException(path, $"snapshot '{spec}' not found; {have}");
     }
 }

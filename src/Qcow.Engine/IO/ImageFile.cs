@@ -6,7 +6,7 @@ namespace Qcow.Engine.IO;
 /// A source file opened read-only for positional reads. Safe to read from several threads at once.
 /// Counts the bytes read so operations can report how much data they had to touch.
 /// </summary>
-public sealed class ImageFile : IDisposable
+internal sealed class ImageFile : IDisposable
 {
     private readonly SafeFileHandle _handle;
     private long _bytesRead;

@@ -41,14 +41,17 @@ public sealed record CheckResult
 public static class CheckOperation
 {
     private const ulong L1ReservedMask = 0x7f00_0000_0000_01ffUL;
-    private const ulong RefcountTableOffsetMask = 0xffff_ffff_ffff_fe00UL;
 
     /// <summary>
-    /// Checks <paramref name="path"/>. An image qemu would not open throws <see cref="QcowFormatException"/>;
-    /// <paramref name="warning"/> receives warnings (the corrupt bit).
+    /// Checks the request's image. An image qemu would not open throws <see cref="QcowFormatException"/>;
+    /// <see cref="CheckRequest.Warning"/> receives warnings (the corrupt bit). It reads metadata only:
+    /// <paramref name="progress"/> hears nothing, and <paramref name="cancel"/> is checked before it starts.
     /// </summary>
-    public static CheckResult Run(string path, Action<string>? warning = null)
+    public static CheckResult Run(CheckRequest request, Action<ProgressInfo>? progress = null, CancellationToken cancel = default)
     {
+        cancel.ThrowIfCancellationRequested();
+        string path = request.Image;
+        var warning = request.Warning;
         using var image = QcowImage.Open(path, forCheck: true);
         // qemu-img check opens the image as for reading: the key of an encrypted image and the data file are needed.
         image.EnsureDataReadable();
@@ -178,14 +181,15 @@ public static class CheckOperation
             bool external = image.NeedsDataFile;
             for (int j = 0; j < _h.L2Entries; j++)
             {
-                ulong word = BigEndian.U64(table, j * size);
-                ulong bitmap = size == 16 ? BigEndian.U64(table, j * size + 8) : 0;
-                var type = TypeOf(word);
-                if (type != ClusterType.Compressed && (word & L2Entry.ReservedMask) != 0)
+                var entry = new L2Entry(BigEndian.U64(table, j * size), size == 16 ? BigEndian.U64(table, j * size + 8) : 0, size == 16, external);
+                ulong word = entry.Word;
+                ulong bitmap = entry.Bitmap;
+                var type = entry.QemuType;
+                if (type != QemuClusterType.Compressed && (word & L2Entry.ReservedMask) != 0)
                     Corrupt($"ERROR found l2 entry with reserved bits set: {word:x}", n);
                 switch (type)
                 {
-                    case ClusterType.Compressed:
+                    case QemuClusterType.Compressed:
                     {
                         if ((word & L2Entry.CopiedFlag) != 0)
                         {
@@ -199,10 +203,10 @@ public static class CheckOperation
                         if (active) { _allocated += n; _compressed += n; _fragmented += n; }
                         break;
                     }
-                    case ClusterType.ZeroAllocated:
-                    case ClusterType.Normal:
+                    case QemuClusterType.ZeroAllocated:
+                    case QemuClusterType.Normal:
                     {
-                        ulong offset = word & QcowLimits.OffsetMask;
+                        ulong offset = entry.HostOffset;
                         if (size == 16 && ((bitmap >> 32) & bitmap) != 0)
                             Corrupt($"ERROR offset={offset:x}: Allocated cluster has corrupted subcluster allocation bitmap", n);
                         if (offset % (ulong)_cs != 0)
@@ -222,7 +226,7 @@ public static class CheckOperation
                         if (!external) Reference(offset, (ulong)_cs, n);
                         break;
                     }
-                    case ClusterType.Unallocated:
+                    case QemuClusterType.Unallocated:
                         if (size == 16 && (uint)bitmap != 0)
                             Corrupt("ERROR: Unallocated cluster has non-zero subcluster allocation bitmap", n);
                         break;
@@ -230,28 +234,13 @@ public static class CheckOperation
             }
         }
 
-        private enum ClusterType { Unallocated, ZeroPlain, ZeroAllocated, Normal, Compressed }
-
-        /// <summary>qemu's qcow2_get_cluster_type.</summary>
-        private ClusterType TypeOf(ulong word)
-        {
-            if ((word & L2Entry.CompressedFlag) != 0) return ClusterType.Compressed;
-            ulong offset = word & QcowLimits.OffsetMask;
-            if ((word & L2Entry.ZeroFlag) != 0 && !_h.ExtendedL2)
-                return offset != 0 ? ClusterType.ZeroAllocated : ClusterType.ZeroPlain;
-            if (offset == 0)
-                // Offset 0 is a valid place in an external data file; there COPIED tells allocated from unallocated.
-                return image.NeedsDataFile && (word & L2Entry.CopiedFlag) != 0 ? ClusterType.Normal : ClusterType.Unallocated;
-            return ClusterType.Normal;
-        }
-
         private void CheckRefcountBlocks(RefcountTable refcounts)
         {
             for (int i = 0; i < refcounts.Entries.Count; i++)
             {
                 ulong e = refcounts.Entries[i];
-                ulong offset = e & RefcountTableOffsetMask;
-                if ((e & ~RefcountTableOffsetMask) != 0) { Corrupt($"ERROR refcount table entry {i} has reserved bits set"); continue; }
+                ulong offset = e & RefcountTable.EntryOffsetMask;
+                if ((e & ~RefcountTable.EntryOffsetMask) != 0) { Corrupt($"ERROR refcount table entry {i} has reserved bits set"); continue; }
                 if (offset % (ulong)_cs != 0) { Corrupt($"ERROR refcount block {i} is not cluster aligned; refcount table entry corrupted"); continue; }
                 ulong cluster = offset / (ulong)_cs;
                 if (cluster >= (ulong)_size) { Corrupt($"ERROR refcount block {i} is outside image"); continue; }
@@ -279,9 +268,10 @@ public static class CheckOperation
                 var table = ReadTable(l2, _cs);
                 for (int j = 0; j < _h.L2Entries; j++)
                 {
-                    ulong word = BigEndian.U64(table, j * size);
-                    if (TypeOf(word) is not (ClusterType.Normal or ClusterType.ZeroAllocated)) continue;
-                    ulong? drc = image.NeedsDataFile ? 1 : refcounts.Get((long)((word & QcowLimits.OffsetMask) / (ulong)_cs));
+                    var entry = new L2Entry(BigEndian.U64(table, j * size), 0, size == 16, image.NeedsDataFile);
+                    ulong word = entry.Word;
+                    if (entry.QemuType is not (QemuClusterType.Normal or QemuClusterType.ZeroAllocated)) continue;
+                    ulong? drc = image.NeedsDataFile ? 1 : refcounts.Get((long)(entry.HostOffset / (ulong)_cs));
                     if (drc is null) continue;
                     if ((drc == 1) != ((word & L2Entry.CopiedFlag) != 0))
                         Corrupt($"ERROR OFLAG_COPIED data cluster: l2_entry={word:x} refcount={drc}");

@@ -18,12 +18,16 @@ public static class CompareOperation
 {
     private const int Chunk = 1 << 20;
 
-    /// <summary>Compares <paramref name="image1"/> with <paramref name="image2"/> (optionally at snapshots).</summary>
-    public static CompareResult Run(string image1, string image2, bool strict = false, string? snapshot1 = null, string? snapshot2 = null, BackingPolicy? policy = null)
+    /// <summary>
+    /// Compares the request's two images (optionally at snapshots). <paramref name="progress"/> hears how far the
+    /// comparison has come; <paramref name="cancel"/> is checked between runs.
+    /// </summary>
+    public static CompareResult Run(CompareRequest request, Action<ProgressInfo>? progress = null, CancellationToken cancel = default)
     {
-        using var set = new ImageSet(policy);
-        var a = set.View(image1, snapshot1);
-        var b = set.View(image2, snapshot2);
+        bool strict = request.Strict;
+        using var set = new ImageSet(request.Policy);
+        var a = set.View(request.Image1, request.Snapshot1);
+        var b = set.View(request.Image2, request.Snapshot2);
         if (a.Size != b.Size && strict) return new CompareResult(false, "Strict mode: Image size mismatch!", null);
         // As qemu-img: the size warning comes only once the common part has compared identical.
         long common = Math.Min(a.Size, b.Size);
@@ -35,6 +39,8 @@ public static class CompareOperation
             long offset = 0;
             while (offset < size)
             {
+                cancel.ThrowIfCancellationRequested();
+                progress?.Invoke(new ProgressInfo(offset, size, "compare"));
                 var ea = a.GetExtent(offset, Math.Min(size - offset, Chunk));
                 var eb = b.GetExtent(offset, ea.Length);
                 long len = Math.Min(ea.Length, eb.Length);

@@ -1,4 +1,5 @@
 using Qcow.Engine.Chain;
+using Qcow.Engine.Pipeline;
 using Qcow.Engine.Views;
 using Qcow.Engine.Writing;
 
@@ -109,48 +110,10 @@ public static class ConvertOperation
             ? Path.GetRelativePath(outputFolder, bf).Replace('\\', '/')
             : request.BackingFile;
         string? backingFormat = request.BackingFile is null ? null : request.BackingFormat ?? "qcow2";
-        string stage = Path.GetFileName(request.Output);
-        bool qcow2 = request.OutputFormat == "qcow2";
-
         // A file may be created (and refused) before the long first pass.
-        var output = stream is null ? OutputFile.Create(request.Output) : null;
-        IClusterSink sink;
-        DiffPlan? plan = null;
-        try
-        {
-            // A qcow2 header points at tables that follow the data. A file may get it last (one pass); a stream cannot
-            // seek back, so it is planned first. When a hash is wanted, uncompressed files are planned too, so they are
-            // hashed as they are written rather than read back; compressed files keep the one pass (compressing once).
-            if (qcow2 && (stream is not null || (request.ComputeSha256 && !request.Options.Compress)))
-            {
-                plan = DiffWriter.Classify(top, below, request.Options, stage, progress, cancel,
-                    stream is null ? DiffPlan.MaxRuns : maxStreamRuns);
-                if (plan is null && stream is not null)
-                    throw new QcowException(request.Output, $"the clusters to write are scattered over more than {maxStreamRuns} runs, " +
-                        "too many to plan a stream in bounded memory; write to a file instead");
-            }
-            sink = (stream, output) switch
-            {
-                (not null, _) when qcow2 => new QcowWriter(stream, request.Output, top.Size, request.Options, plan!.Layout, backingName,
-                    backingFormat, request.ComputeSha256),
-                (not null, _) => new RawWriter(stream, request.Output, top.Size, request.Options, request.ComputeSha256),
-                _ when qcow2 => new QcowWriter(output!, top.Size, request.Options, backingName, backingFormat, plan?.Layout),
-                _ => new RawWriter(output!, top.Size, request.Options),
-            };
-        }
-        catch
-        {
-            output?.Dispose();
-            throw;
-        }
-        using var _ = sink;
-        // A stream's second pass is as long as its first: show it too.
-        var stats = plan is not null
-            ? DiffWriter.Emit(plan, top, (QcowWriter)sink, cancel, stream is null ? null : progress, $"{stage} (writing)")
-            : DiffWriter.Write(top, below, sink, stage, progress, cancel);
-        PipelineHooks.Step("written:" + stage);
-        string? sha = sink.Commit(request.ComputeSha256);
-        long length = output is not null ? new FileInfo(output.TargetPath).Length : sink is QcowWriter q ? q.Length : top.Size;
-        return stats with { Sha256 = sha, FileSize = length, VirtualSize = top.Size };
+        var file = stream is null ? OutputFile.Create(request.Output) : null;
+        var export = new ExportOutput(request, top, below, file, backingName, backingFormat, progress, maxStreamRuns);
+        OutputPipeline.Run([export], [0], cancel);
+        return export.Stats;
     }
 }

@@ -9,7 +9,7 @@ namespace Qcow.Engine.Operations;
 /// stream is not kept, only its length's effect on the layout: compression is deterministic, so the second half
 /// compresses the cluster again and gets the same bytes.
 /// </summary>
-public sealed class DiffPlan
+internal sealed class DiffPlan
 {
     /// <summary>
     /// At most this many runs are kept (16 bytes each, 32 MiB in all). Real chains need far fewer (a run covers

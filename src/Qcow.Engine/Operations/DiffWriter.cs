@@ -30,6 +30,7 @@ internal static class DiffWriter
                 switch (outcome)
                 {
                     case Outcome.Zero: writer.AddZero(c); break;
+                    case Outcome.Data when writer is QcowWriter q: AddDataCloning(q, top, c, data); break;
                     case Outcome.Data: writer.AddData(c, data); break;
                     case Outcome.Compressed: writer.AddCompressed(c, data); break;
                 }
@@ -105,7 +106,7 @@ internal static class DiffWriter
                 var target = writer.BeginData(c, end - c, out int count);
                 long start = c * cs;
                 int len = (int)Math.Min(target.Length, size - start);
-                ReadCounting(top, start, target[..len]);
+                ReadIntoOutput(top, start, target[..len], writer);
                 writer.EndData(count, len);
                 c += count;
                 Report(c);
@@ -130,7 +131,7 @@ internal static class DiffWriter
     {
         int cs = writer.ClusterSize;
         int maxCompressed = cs + 1024;
-        var type = writer.Options.CompressionType;
+        var type = writer.Options.Codec;
         int n = (int)Math.Min(BatchClusters, end - start);
         var input = new byte[n][];
         var streams = new byte[n][];
@@ -220,7 +221,7 @@ internal static class DiffWriter
                     if (options.Compress && len == cs)
                     {
                         // The below buffer is no longer needed: compress into it.
-                        int clen = ClusterCompression.Compress(options.CompressionType, t, belowBufs[i].AsSpan(0, maxCompressed));
+                        int clen = ClusterCompression.Compress(options.Codec, t, belowBufs[i].AsSpan(0, maxCompressed));
                         if (clen > 0) { results[i] = new Result(Outcome.Compressed, clen); return; }
                     }
                     results[i] = new Result(Outcome.Data, len);
@@ -320,6 +321,44 @@ internal static class DiffWriter
         }
         return true;
     }
+
+    /// <summary>
+    /// Reads guest bytes into the output at a cluster boundary, and tells the writer which of them are whole clusters
+    /// of a source file, unchanged (uncompressed data at a cluster-aligned host offset, inside the file): those it may
+    /// clone instead of writing. The bytes are read all the same: the output's hash needs them.
+    /// </summary>
+    private static void ReadIntoOutput(DiskView view, long offset, Span<byte> buffer, QcowWriter writer)
+    {
+        int cs = writer.ClusterSize;
+        for (int at = 0; at < buffer.Length;)
+        {
+            var e = view.GetExtent(offset + at, buffer.Length - at);
+            int n = (int)e.Length;
+            DiskView.ReadExtent(e, buffer.Slice(at, n));
+            if (at % cs == 0 && Clonable(e, cs)) writer.CloneData(at, e.File!.Handle, (long)e.HostOffset, n);
+            at += n;
+        }
+    }
+
+    /// <summary>Stores a data cluster of the one-pass write, telling the writer where it lies unchanged in a source (see <see cref="ReadIntoOutput"/>).</summary>
+    private static void AddDataCloning(QcowWriter writer, DiskView top, long cluster, ReadOnlySpan<byte> data)
+    {
+        int cs = writer.ClusterSize;
+        var target = writer.BeginData(cluster, 1, out _);
+        data.CopyTo(target);
+        // The same lookups the read made, now in the L2 tables the views keep.
+        if (data.Length == cs && top.GetExtent(cluster * cs, cs) is var e && e.Length == cs && Clonable(e, cs))
+            writer.CloneData(0, e.File!.Handle, (long)e.HostOffset, cs);
+        writer.EndData(1, data.Length);
+    }
+
+    /// <summary>
+    /// True when <paramref name="e"/> is whole clusters of uncompressed data at a cluster-aligned host offset inside
+    /// its file: bytes a cluster-aligned output range may share with the source.
+    /// </summary>
+    private static bool Clonable(in Extent e, int cs) =>
+        e.Kind == ExtentKind.Data && e.File is { } file && e.Length % cs == 0 &&
+        (long)e.HostOffset % cs == 0 && (long)e.HostOffset + e.Length <= file.Length;
 
     /// <summary>Reads guest bytes, returning how many came from data clusters (zeros cost nothing).</summary>
     private static long ReadCounting(DiskView view, long offset, Span<byte> buffer)

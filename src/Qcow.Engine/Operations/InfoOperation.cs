@@ -39,23 +39,29 @@ public sealed record ImageInfo
 /// <summary><c>qcow info</c>: header facts and snapshots of an image, optionally of its whole backing chain.</summary>
 public static class InfoOperation
 {
-    /// <summary>Describes <paramref name="path"/>, and with <paramref name="backingChain"/> every file below it too.</summary>
-    public static IReadOnlyList<ImageInfo> Run(string path, bool backingChain, BackingPolicy? policy = null)
+    /// <summary>
+    /// Describes the image, and with <see cref="InfoRequest.BackingChain"/> every file below it too. It reads
+    /// metadata only: <paramref name="progress"/> hears nothing, and <paramref name="cancel"/> is checked before it starts.
+    /// </summary>
+    public static InfoResult Run(InfoRequest request, Action<ProgressInfo>? progress = null, CancellationToken cancel = default)
     {
-        using var set = new ImageSet(policy);
+        cancel.ThrowIfCancellationRequested();
+        string path = request.Image;
+        bool backingChain = request.BackingChain;
+        using var set = new ImageSet(request.Policy);
         // Without the chain, the backing file need not exist (as qemu-img info).
         IReadOnlyList<ChainLink> chain = backingChain ? set.Chain(path) : [set.Top(path)];
         var list = new List<ImageInfo>();
         for (int i = 0; i < chain.Count; i++)
         {
             var link = chain[i];
-            var img = link.Image;
+            var img = (link as QcowLink)?.Image;
             list.Add(new ImageInfo
             {
                 FileName = i == 0 ? path : link.Path,
                 Format = link.Format,
                 VirtualSize = link.VirtualSize,
-                ActualSize = (link.Image?.File ?? link.RawFile)!.AllocatedSize ?? link.FileLength,
+                ActualSize = link.File.AllocatedSize ?? link.FileLength,
                 ClusterSize = img?.Header.ClusterSize,
                 BackingFilename = link.BackingName,
                 FullBackingFilename = i + 1 < chain.Count ? chain[i + 1].Path : link.BackingName is { } n ? Path.GetFullPath(Path.Combine(Path.GetDirectoryName(link.Path)!, n)) : null,
@@ -69,6 +75,6 @@ public static class InfoOperation
                 Encrypted = img is { IsEncrypted: true },
             });
         }
-        return list;
+        return new InfoResult { Images = list };
     }
 }

@@ -18,16 +18,21 @@ public sealed record MapEntry(long Start, long Length, int Depth, bool Present, 
 /// <summary><c>qcow map</c>: the block status of every guest byte of a state, merged into runs.</summary>
 public static class MapOperation
 {
-    /// <summary>Maps <paramref name="image"/> at <paramref name="snapshot"/> (null: current state).</summary>
-    public static IReadOnlyList<MapEntry> Run(string image, string? snapshot = null, BackingPolicy? policy = null)
+    /// <summary>
+    /// Maps the image at the request's snapshot (null: current state). <paramref name="progress"/> hears how far the
+    /// map has come; <paramref name="cancel"/> is checked between runs.
+    /// </summary>
+    public static MapResult Run(MapRequest request, Action<ProgressInfo>? progress = null, CancellationToken cancel = default)
     {
-        using var set = new ImageSet(policy);
-        var view = set.View(image, snapshot);
+        using var set = new ImageSet(request.Policy);
+        var view = set.View(request.Image, request.Snapshot);
         var list = new List<MapEntry>();
         var preallocated = new Dictionary<Format.QcowImage, bool>();
         long offset = 0;
         while (offset < view.Size)
         {
+            cancel.ThrowIfCancellationRequested();
+            progress?.Invoke(new ProgressInfo(offset, view.Size, "map"));
             var e = view.GetExtent(offset, view.Size - offset);
             foreach (var entry in Describe(offset, e, preallocated))
             {
@@ -38,7 +43,7 @@ public static class MapOperation
             }
             offset += e.Length;
         }
-        return list;
+        return new MapResult { Entries = list };
     }
 
     private static IEnumerable<MapEntry> Describe(long offset, Extent e, Dictionary<Format.QcowImage, bool> preallocated)

@@ -1,4 +1,6 @@
 using System.Buffers;
+using Qcow.Engine.Compression;
+using Qcow.Engine.Format;
 
 namespace Qcow.Engine.Views;
 
@@ -15,20 +17,20 @@ public abstract class DiskView
     public abstract string Name { get; }
 
     /// <summary>Position of this view's image in the chain it was opened from (0 = top).</summary>
-    public virtual int ChainDepth => 0;
+    internal virtual int ChainDepth => 0;
 
     /// <summary>
     /// The run of bytes that starts at <paramref name="offset"/> and shares one source, at most
     /// <paramref name="maxLength"/> bytes long (and at least one byte).
     /// </summary>
-    public Extent GetExtent(long offset, long maxLength)
+    internal Extent GetExtent(long offset, long maxLength)
     {
         if (offset >= Size) return new Extent(maxLength, ExtentKind.Zero, ChainDepth);
         return GetExtentWithin(offset, Math.Min(maxLength, Size - offset));
     }
 
     /// <summary>Like <see cref="GetExtent"/> for an offset inside the disk and a length that stays inside it.</summary>
-    protected abstract Extent GetExtentWithin(long offset, long maxLength);
+    private protected abstract Extent GetExtentWithin(long offset, long maxLength);
 
     /// <summary>Reads guest bytes at <paramref name="offset"/> (zeros past the end).</summary>
     public void Read(long offset, Span<byte> buffer)
@@ -44,7 +46,7 @@ public abstract class DiskView
     }
 
     /// <summary>Fills <paramref name="dest"/> with the bytes of extent <paramref name="e"/>.</summary>
-    public static void ReadExtent(in Extent e, Span<byte> dest)
+    internal static void ReadExtent(in Extent e, Span<byte> dest)
     {
         switch (e.Kind)
         {
@@ -59,7 +61,9 @@ public abstract class DiskView
                 try
                 {
                     var span = cluster.AsSpan(0, image.Header.ClusterSize);
-                    image.ReadCompressed(e.HostOffset, e.GuestCluster, span);
+                    image.ReadCompressed(e.HostOffset, e.GuestCluster, span, image.Header.CompressionType == CompressionType.Zstd
+                        ? ClusterCompression.TryDecompressZstd
+                        : ClusterCompression.TryInflate);
                     span.Slice(e.InCluster, dest.Length).CopyTo(dest);
                 }
                 finally
@@ -75,12 +79,12 @@ public abstract class DiskView
 }
 
 /// <summary>A disk of zeros: the base below the bottom layer of a chain.</summary>
-public sealed class ZeroView(long size) : DiskView
+internal sealed class ZeroView(long size) : DiskView
 {
     /// <inheritdoc />
     public override long Size => size;
     /// <inheritdoc />
     public override string Name => "(empty)";
     /// <inheritdoc />
-    protected override Extent GetExtentWithin(long offset, long maxLength) => new(maxLength, ExtentKind.Unallocated, 0);
+    private protected override Extent GetExtentWithin(long offset, long maxLength) => new(maxLength, ExtentKind.Unallocated, 0);
 }

@@ -3,7 +3,7 @@ using Qcow.Engine.IO;
 namespace Qcow.Engine.Views;
 
 /// <summary>Where a run of guest bytes comes from.</summary>
-public enum ExtentKind : byte
+internal enum ExtentKind : byte
 {
     /// <summary>Nothing allocated anywhere in the chain: reads as zeros.</summary>
     Unallocated,
@@ -28,7 +28,7 @@ public enum ExtentKind : byte
 /// <param name="Source">The qcow2 image whose L2 entry maps the run (Data and Compressed); null otherwise.</param>
 /// <param name="GuestCluster">For Compressed: the guest cluster index in <paramref name="Source"/> (for messages).</param>
 /// <param name="IsRaw">True when the bytes come from a raw file (guest offset = host offset).</param>
-public readonly record struct Extent(
+internal readonly record struct Extent(
     long Length,
     ExtentKind Kind,
     int Depth,

@@ -6,7 +6,7 @@ namespace Qcow.Engine.Views;
 /// One state of a qcow2 image: its active L1 table or a snapshot's, at that state's virtual size, over a backing view.
 /// Clusters this layer does not allocate fall through to the backing view's current state, as in qemu.
 /// </summary>
-public sealed class QcowView : DiskView
+internal sealed class QcowView : DiskView
 {
     private readonly ulong[] _l1;
     private readonly int _clusterBits;
@@ -41,14 +41,14 @@ public sealed class QcowView : DiskView
     /// <summary>Position in the chain (0 = top).</summary>
     public int Depth { get; }
     /// <inheritdoc />
-    public override int ChainDepth => Depth;
+    internal override int ChainDepth => Depth;
     /// <inheritdoc />
     public override long Size { get; }
     /// <inheritdoc />
     public override string Name => System.IO.Path.GetFileName(Image.Path) + (Snapshot is null ? "" : $"@{Snapshot.Name}");
 
     /// <inheritdoc />
-    protected override Extent GetExtentWithin(long offset, long maxLength)
+    private protected override Extent GetExtentWithin(long offset, long maxLength)
     {
         long cluster = offset >> _clusterBits;
         var table = TableOf(cluster);

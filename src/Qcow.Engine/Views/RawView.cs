@@ -3,7 +3,7 @@ using Qcow.Engine.IO;
 namespace Qcow.Engine.Views;
 
 /// <summary>A raw file used as a backing file: guest offset equals host offset; its size is the file's length.</summary>
-public sealed class RawView(ImageFile file, int depth) : DiskView
+internal sealed class RawView(ImageFile file, int depth) : DiskView
 {
     /// <summary>The raw file.</summary>
     public ImageFile File { get; } = file;
@@ -16,10 +16,10 @@ public sealed class RawView(ImageFile file, int depth) : DiskView
     /// </summary>
     public static long SizeOf(long fileLength) => (fileLength + 511) & ~511L;
     /// <inheritdoc />
-    public override int ChainDepth => depth;
+    internal override int ChainDepth => depth;
     /// <inheritdoc />
     public override string Name => System.IO.Path.GetFileName(File.Path);
     /// <inheritdoc />
-    protected override Extent GetExtentWithin(long offset, long maxLength) =>
+    private protected override Extent GetExtentWithin(long offset, long maxLength) =>
         new(maxLength, ExtentKind.Data, depth, File, (ulong)offset, IsRaw: true);
 }

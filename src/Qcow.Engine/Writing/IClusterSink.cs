@@ -1,7 +1,7 @@
 namespace Qcow.Engine.Writing;
 
 /// <summary>Where an operation puts guest clusters, in increasing guest order: a qcow2 or a raw output.</summary>
-public interface IClusterSink : IDisposable
+internal interface IClusterSink : IDisposable
 {
     /// <summary>The cluster size the sink is written in.</summary>
     int ClusterSize { get; }

@@ -11,4 +11,4 @@ namespace Qcow.Engine.Writing;
 /// The host offset where the data clusters and L2 tables end (cluster-aligned), where the L1 table will start.
 /// Compressed streams are packed byte by byte, so this is not a function of the counts alone.
 /// </param>
-public sealed record LayoutPlan(long DataClusters, long ZeroClusters, long L2Tables, long DataEnd);
+internal sealed record LayoutPlan(long DataClusters, long ZeroClusters, long L2Tables, long DataEnd);

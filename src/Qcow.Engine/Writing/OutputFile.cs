@@ -1,4 +1,4 @@
-using System.Security.Cryptography;
+using Qcow.Engine.IO;
 
 namespace Qcow.Engine.Writing;
 
@@ -20,7 +20,7 @@ public sealed class OutputFile : IDisposable
         TempPath = temp;
         // Taken once, while the buffer is empty: reading the property later would flush the stream each time.
         _handle = stream.SafeFileHandle;
-        Stream = new OutputStream(stream, target);
+        Output = new OutputStream(stream, target);
     }
 
     /// <summary>The final path.</summary>
@@ -28,7 +28,10 @@ public sealed class OutputFile : IDisposable
     /// <summary>The temporary file being written.</summary>
     public string TempPath { get; }
     /// <summary>The stream over the temporary file; its write errors are <see cref="QcowException"/>s naming the target.</summary>
-    public OutputStream Stream { get; }
+    public Stream Stream => Output;
+
+    /// <summary>The same stream, with its handle and a flush to disk.</summary>
+    internal OutputStream Output { get; }
 
     /// <summary>Creates the temporary file for <paramref name="target"/> (its folder is created if needed).</summary>
     public static OutputFile Create(string target)
@@ -69,7 +72,7 @@ public sealed class OutputFile : IDisposable
                 var sync = Task.Run(() => RandomAccess.FlushToDisk(handle));
                 try
                 {
-                    sha = HashFile(handle);
+                    sha = FileHash.Sha256(handle).Sha256;
                 }
                 finally
                 {
@@ -78,7 +81,7 @@ public sealed class OutputFile : IDisposable
             }
             else
             {
-                Stream.Flush(flushToDisk: true);
+                Output.Flush(flushToDisk: true);
             }
             Stream.Dispose();
             File.Move(TempPath, TargetPath, overwrite: true);
@@ -90,31 +93,6 @@ public sealed class OutputFile : IDisposable
             throw new QcowException(TargetPath, $"cannot write output: {e.Message}");
         }
     }
-
-    /// <summary>SHA-256 (hex) of the whole file behind <paramref name="handle"/>, read with large positional reads.</summary>
-    internal static string HashFile(Microsoft.Win32.SafeHandles.SafeFileHandle handle)
-    {
-        using var hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
-        byte[] buffer = System.Buffers.ArrayPool<byte>.Shared.Rent(HashBlock);
-        try
-        {
-            long offset = 0;
-            while (true)
-            {
-                int n = RandomAccess.Read(handle, buffer.AsSpan(0, HashBlock), offset);
-                if (n <= 0) break;
-                hash.AppendData(buffer, 0, n);
-                offset += n;
-            }
-        }
-        finally
-        {
-            System.Buffers.ArrayPool<byte>.Shared.Return(buffer);
-        }
-        return Convert.ToHexStringLower(hash.GetHashAndReset());
-    }
-
-    private const int HashBlock = 1 << 20;
 
     /// <summary>Removes the temporary file unless it was committed.</summary>
     public void Dispose()

@@ -7,7 +7,7 @@ namespace Qcow.Engine.Writing;
 /// <see cref="QcowException"/> that names the output, not as an <see cref="IOException"/> about a temporary name the
 /// user never chose; the caller's <see cref="OutputFile"/> then removes the temporary file.
 /// </summary>
-public sealed class OutputStream : Stream
+internal sealed class OutputStream : Stream
 {
     private readonly FileStream _file;
     private readonly string _target;

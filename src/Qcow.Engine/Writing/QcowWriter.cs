@@ -1,4 +1,5 @@
 using System.Text;
+using Microsoft.Win32.SafeHandles;
 using Qcow.Engine.Format;
 using Qcow.Engine.IO;
 
@@ -16,7 +17,7 @@ namespace Qcow.Engine.Writing;
 /// whole file is written front to back, each byte once: it can be hashed as it is written, or go to a stream that
 /// cannot seek (a pipe; later a registry upload).
 /// </remarks>
-public sealed class QcowWriter : IClusterSink
+internal sealed class QcowWriter : IClusterSink
 {
     private readonly OutputFile? _output;
     private readonly string _name;
@@ -46,10 +47,17 @@ public sealed class QcowWriter : IClusterSink
     /// </summary>
     public QcowWriter(OutputFile output, long virtualSize, WriteOptions options, string? backingName = null, string? backingFormat = null,
         LayoutPlan? plan = null)
+        : this(output, virtualSize, options, backingName, backingFormat, plan, null)
+    {
+    }
+
+    /// <summary>As the public constructor, with buffers from <paramref name="pool"/> (a pipeline's).</summary>
+    internal QcowWriter(OutputFile output, long virtualSize, WriteOptions options, string? backingName, string? backingFormat,
+        LayoutPlan? plan, ChunkPool? pool)
         : this(output, output.TargetPath,
-            new SequentialOutput(output.Stream.SafeFileHandle, output.TargetPath, sha256: plan is not null,
+            new SequentialOutput(output.Output.SafeFileHandle, output.TargetPath, sha256: plan is not null,
                 // Compressed output is small and often hashed afterwards: leave it in the page cache.
-                directIo: DirectIo && !options.Compress),
+                directIo: options.DirectIo && !options.Compress, pool),
             virtualSize, options, backingName, backingFormat, plan)
     {
     }
@@ -62,7 +70,14 @@ public sealed class QcowWriter : IClusterSink
     /// </summary>
     public QcowWriter(Stream sink, string name, long virtualSize, WriteOptions options, LayoutPlan plan, string? backingName = null,
         string? backingFormat = null, bool sha256 = false)
-        : this(null, name, new SequentialOutput(sink, name, sha256), virtualSize, options, backingName, backingFormat,
+        : this(sink, name, virtualSize, options, plan, backingName, backingFormat, sha256, null)
+    {
+    }
+
+    /// <summary>As the public stream constructor, with buffers from <paramref name="pool"/> (a pipeline's).</summary>
+    internal QcowWriter(Stream sink, string name, long virtualSize, WriteOptions options, LayoutPlan plan, string? backingName,
+        string? backingFormat, bool sha256, ChunkPool? pool)
+        : this(null, name, new SequentialOutput(sink, name, sha256, pool), virtualSize, options, backingName, backingFormat,
             plan ?? throw new ArgumentNullException(nameof(plan)))
     {
     }
@@ -134,12 +149,6 @@ public sealed class QcowWriter : IClusterSink
 
     private const int RefcountOrder = 4;
 
-    /// <summary>
-    /// Whether outputs go to the disk directly (O_DIRECT, where supported) rather than through the page cache. Off by
-    /// default: with the bench chain, page-cache writes were as fast or faster; QCOW_DIRECT_IO=1 turns it on (steadier
-    /// times and less CPU where the page cache is under pressure). Outputs are byte-identical either way.
-    /// </summary>
-    internal static bool DirectIo { get; } = Environment.GetEnvironmentVariable("QCOW_DIRECT_IO") == "1";
 
     /// <inheritdoc />
     public int ClusterSize => _clusterSize;
@@ -186,6 +195,14 @@ public sealed class QcowWriter : IClusterSink
         }
         return span[..(count * _clusterSize)];
     }
+
+    /// <summary>
+    /// Says that <paramref name="length"/> bytes at <paramref name="offsetInSpan"/> of the span <see cref="BeginData"/>
+    /// gave are whole clusters of <paramref name="source"/> at <paramref name="sourceOffset"/> (cluster-aligned): the
+    /// output may clone them from there (<see cref="SequentialOutput.CloneFrom"/>). They must still be filled.
+    /// </summary>
+    internal void CloneData(int offsetInSpan, SafeFileHandle source, long sourceOffset, int length) =>
+        _stream.CloneFrom(offsetInSpan, source, sourceOffset, length, _clusterSize);
 
     /// <summary>Completes the <paramref name="count"/> clusters started by <see cref="BeginData"/>.</summary>
     internal void EndData(int count, int filled)

@@ -6,7 +6,7 @@ namespace Qcow.Engine.Writing;
 /// Writes a raw image: guest offset equals file offset. In a file, clusters that read as zero stay holes; to a stream
 /// (which cannot seek) they are written as zeros, so the bytes are the same.
 /// </summary>
-public sealed class RawWriter : IClusterSink
+internal sealed class RawWriter : IClusterSink
 {
     private const int ZeroBlock = 1 << 20;
     private static readonly byte[] Zeros = new byte[ZeroBlock];

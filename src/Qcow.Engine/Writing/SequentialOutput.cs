@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using Microsoft.Win32.SafeHandles;
 using Qcow.Engine.IO;
+using Qcow.Engine.Pipeline;
 
 namespace Qcow.Engine.Writing;
 
@@ -14,6 +15,11 @@ namespace Qcow.Engine.Writing;
 /// writer threads: no copy into the page cache, steadier but, on the machines measured, slower overall.
 /// </summary>
 /// <remarks>
+/// The threads are dedicated (they block on the disk for the whole output) and catch everything: a failure is kept
+/// and handed to the owner's thread, which throws it from its next call, so nothing escapes a background thread (an
+/// MSBuild node must never die of one). Chunks come from a <see cref="ChunkPool"/>, the run's or the output's own.
+/// </remarks>
+/// <remarks>
 /// Without hashing, the first chunk is held back until <see cref="Complete"/> so the header can be patched in last
 /// (<see cref="PatchHead"/>); with hashing, every byte must be final when written, so nothing may be patched. The
 /// same holds for a <see cref="Stream"/> sink (a pipe, an upload), which takes the chunks in order, once.
@@ -24,18 +30,18 @@ internal sealed unsafe class SequentialOutput : IDisposable
     public const int ChunkSize = 4 << 20;
     private const int ChunksPerOutput = 8;
     private const int WriterThreads = 2;
-    private const int DirectAlignment = 4096;
+    private const int DirectAlignment = ChunkPool.Alignment;
     // Measured on the bench chain (ext4 on a virtio disk): 64 KiB writes into the page cache cost about half the
     // kernel time of 1 MiB ones, and a third of 4 MiB ones.
     private const int BufferedWrite = 64 << 10;
 
-    // Freed chunks are kept for the next output; each output limits itself to ChunksPerOutput at a time, so outputs
-    // written at once never wait on each other's buffers.
-    private static readonly ConcurrentBag<IntPtr> FreeChunks = new();
-
     private readonly SafeFileHandle _handle;
     private readonly Stream? _sink;
     private readonly string _target;
+    // Each output takes at most ChunksPerOutput chunks of the pool at a time, so outputs written at once never wait
+    // on each other's buffers.
+    private readonly ChunkPool _pool;
+    private readonly bool _ownsPool;
     private readonly SemaphoreSlim _slots = new(ChunksPerOutput);
     private readonly BlockingCollection<Chunk> _toHash = new();
     private readonly BlockingCollection<Chunk> _toWrite = new();
@@ -43,7 +49,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
     private readonly Thread? _hasher;
     private readonly Thread[] _writers;
     private volatile bool _direct;
-    private volatile Exception? _error;
+    private Exception? _error;
     private IntPtr _cur;
     private long _curOffset;
     private int _curLength;
@@ -51,22 +57,34 @@ internal sealed unsafe class SequentialOutput : IDisposable
     private long _length;
     private bool _finished;
 
-    private readonly record struct Chunk(IntPtr Buffer, long Offset, int Length);
+    // Clones: ranges of the chunk that hold a source's bytes unchanged, cloned from it rather than written.
+    private readonly record struct Chunk(IntPtr Buffer, long Offset, int Length, CloneRange[]? Clones = null);
+
+    private readonly CloneRanges _clones = new();
+    private CloneRange[]? _headClones;
+    private int _cloneAlignment;
+    // Set by the writer thread at the first refusal: the file systems do not change under one output.
+    private bool _cloneOff;
 
     /// <summary>Writes to <paramref name="sink"/> front to back, never seeking; it is flushed by <see cref="Complete"/>, not closed.</summary>
-    public SequentialOutput(Stream sink, string target, bool sha256)
-        : this(new SafeFileHandle(), target, sha256, directIo: false, sink)
+    public SequentialOutput(Stream sink, string target, bool sha256, ChunkPool? pool = null)
+        : this(new SafeFileHandle(), target, sha256, directIo: false, sink, pool)
     {
     }
 
-    /// <summary>Starts writing at offset 0 of <paramref name="handle"/> (<paramref name="target"/> names it in errors).</summary>
-    public SequentialOutput(SafeFileHandle handle, string target, bool sha256, bool directIo)
-        : this(handle, target, sha256, directIo, null)
+    /// <summary>
+    /// Starts writing at offset 0 of <paramref name="handle"/> (<paramref name="target"/> names it in errors), with
+    /// chunks from <paramref name="pool"/> (or a pool of its own, freed with it).
+    /// </summary>
+    public SequentialOutput(SafeFileHandle handle, string target, bool sha256, bool directIo, ChunkPool? pool = null)
+        : this(handle, target, sha256, directIo, null, pool)
     {
     }
 
-    private SequentialOutput(SafeFileHandle handle, string target, bool sha256, bool directIo, Stream? sink)
+    private SequentialOutput(SafeFileHandle handle, string target, bool sha256, bool directIo, Stream? sink, ChunkPool? pool)
     {
+        _ownsPool = pool is null;
+        _pool = pool ?? new ChunkPool();
         _handle = handle;
         _sink = sink;
         _target = target;
@@ -75,6 +93,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
         {
             _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
             _hasher = new Thread(HashLoop) { IsBackground = true, Name = "qcow hash" };
+            _pool.ThreadStarted();
             _hasher.Start();
         }
         // Through the page cache one writer keeps the writes in order (two would contend for the file's lock), and
@@ -83,6 +102,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
         for (int i = 0; i < _writers.Length; i++)
         {
             _writers[i] = new Thread(WriteLoop) { IsBackground = true, Name = "qcow write" };
+            _pool.ThreadStarted();
             _writers[i].Start();
         }
         _cur = Rent();
@@ -129,6 +149,20 @@ internal sealed unsafe class SequentialOutput : IDisposable
     public Span<byte> GetSpanUpTo(int maxLength) =>
         new((byte*)_cur + _curLength, Math.Min(maxLength, ChunkSize - _curLength));
 
+    /// <summary>
+    /// Says that the <paramref name="length"/> bytes at <paramref name="offsetInSpan"/> of the span
+    /// <see cref="GetSpanUpTo"/> gave, still to be filled with them, are <paramref name="source"/>'s bytes at
+    /// <paramref name="sourceOffset"/>: where the file system shares extents (<see cref="ExtentClone"/>) they are cloned
+    /// from it instead of written. Offsets and length are multiples of <paramref name="alignment"/>. Ignored for a
+    /// stream and with direct I/O.
+    /// </summary>
+    public void CloneFrom(int offsetInSpan, SafeFileHandle source, long sourceOffset, int length, int alignment)
+    {
+        if (_sink is not null || _direct || _cloneOff || !HostPlatform.LinuxCalls) return;
+        _cloneAlignment = alignment;
+        _clones.Add(source, sourceOffset, Position + offsetInSpan, length);
+    }
+
     /// <summary>Takes the <paramref name="length"/> bytes filled through <see cref="GetSpanUpTo"/>.</summary>
     public void Advance(int length)
     {
@@ -157,7 +191,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
         _length = Position;
         if (_curLength > 0 || _cur == _head)
         {
-            EnqueueLast(new Chunk(_cur, _curOffset, _curLength));
+            EnqueueLast(new Chunk(_cur, _curOffset, _curLength, TakeClones()));
         }
         else
         {
@@ -169,7 +203,8 @@ internal sealed unsafe class SequentialOutput : IDisposable
         {
             // Only reached without hashing: the held-back first chunk now carries the final header.
             int n = (int)Math.Min(ChunkSize, _length);
-            WriteChunk(new Chunk(_head, 0, n));
+            try { WriteChunk(new Chunk(_head, 0, n, _headClones)); }
+            catch (Exception e) { Fail(e); }
             Return(_head);
             _head = IntPtr.Zero;
         }
@@ -191,23 +226,29 @@ internal sealed unsafe class SequentialOutput : IDisposable
     /// <summary>Stops the background threads and gives back the buffers; the file is left as it is (the caller deletes it).</summary>
     public void Dispose()
     {
-        if (_error is null && !_finished) _error = new OperationCanceledException();
+        if (!_finished) Fail(new OperationCanceledException());
         _finished = true;
         StopThreads();
         if (_cur != IntPtr.Zero) { Return(_cur); _cur = IntPtr.Zero; }
         if (_head != IntPtr.Zero) { Return(_head); _head = IntPtr.Zero; }
         _hash?.Dispose();
         _slots.Dispose();
+        if (_ownsPool) _pool.Dispose();
     }
 
     private void Submit()
     {
         ThrowIfFailed();
-        var chunk = new Chunk(_cur, _curOffset, _curLength);
+        var chunk = new Chunk(_cur, _curOffset, _curLength, TakeClones());
         if (_curOffset == 0 && MayPatch)
+        {
             _head = _cur; // kept for PatchHead; written by Complete
+            _headClones = chunk.Clones;
+        }
         else
+        {
             Enqueue(chunk);
+        }
         _curOffset += _curLength;
         _curLength = 0;
         _cur = Rent();
@@ -218,6 +259,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
         if (chunk.Offset == 0 && MayPatch)
         {
             _head = chunk.Buffer;
+            _headClones = chunk.Clones;
             return;
         }
         Enqueue(chunk);
@@ -241,22 +283,68 @@ internal sealed unsafe class SequentialOutput : IDisposable
 
     private void HashLoop()
     {
-        foreach (var chunk in _toHash.GetConsumingEnumerable())
+        try
         {
-            if (_error is null) _hash!.AppendData(new ReadOnlySpan<byte>((void*)chunk.Buffer, chunk.Length));
-            _toWrite.Add(chunk);
+            bool first = true;
+            foreach (var chunk in _toHash.GetConsumingEnumerable())
+            {
+                try
+                {
+                    if (first) PipelineHooks.Step("hashing:" + Path.GetFileName(_target));
+                    first = false;
+                    if (Volatile.Read(ref _error) is null) _hash!.AppendData(new ReadOnlySpan<byte>((void*)chunk.Buffer, chunk.Length));
+                }
+                catch (Exception e)
+                {
+                    Fail(e);
+                }
+                // Passed on even after a failure: the writer thread gives the chunk back.
+                _toWrite.Add(chunk);
+            }
         }
-        _toWrite.CompleteAdding();
+        catch (Exception e)
+        {
+            Fail(e);
+        }
+        finally
+        {
+            _toWrite.CompleteAdding();
+            _pool.ThreadEnded();
+        }
     }
 
     private void WriteLoop()
     {
-        foreach (var chunk in _toWrite.GetConsumingEnumerable())
+        try
         {
-            if (_error is null) WriteChunk(chunk);
-            Return(chunk.Buffer);
+            foreach (var chunk in _toWrite.GetConsumingEnumerable())
+            {
+                try
+                {
+                    if (Volatile.Read(ref _error) is null) WriteChunk(chunk);
+                }
+                catch (Exception e)
+                {
+                    Fail(e);
+                }
+                finally
+                {
+                    Return(chunk.Buffer);
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            Fail(e);
+        }
+        finally
+        {
+            _pool.ThreadEnded();
         }
     }
+
+    /// <summary>Keeps the first failure, for the owner's thread to throw.</summary>
+    private void Fail(Exception e) => Interlocked.CompareExchange(ref _error, e, null);
 
     private void WriteChunk(Chunk chunk)
     {
@@ -265,39 +353,51 @@ internal sealed unsafe class SequentialOutput : IDisposable
             // Whatever the caller's stream throws (a pipe its reader closed, a failed upload) ends the output; its
             // cancellation too, which must not pass for this output's own (see ThrowIfFailed).
             try { _sink.Write(new ReadOnlySpan<byte>((void*)chunk.Buffer, chunk.Length)); }
-            catch (Exception e) { _error ??= e is OperationCanceledException ? new IOException(e.Message, e) : e; }
+            catch (Exception e) { Fail(e is OperationCanceledException ? new IOException(e.Message, e) : e); }
             return;
         }
-        try
+        // Whatever else fails here is kept by the calling loop (see Fail).
+        if (_direct)
         {
-            if (_direct)
+            // Direct I/O wants whole blocks: the last chunk is padded, and the length set exactly afterwards.
+            int padded = (chunk.Length + DirectAlignment - 1) & ~(DirectAlignment - 1);
+            new Span<byte>((byte*)chunk.Buffer + chunk.Length, padded - chunk.Length).Clear();
+            try
             {
-                // Direct I/O wants whole blocks: the last chunk is padded, and the length set exactly afterwards.
-                int padded = (chunk.Length + DirectAlignment - 1) & ~(DirectAlignment - 1);
-                new Span<byte>((byte*)chunk.Buffer + chunk.Length, padded - chunk.Length).Clear();
-                try
-                {
-                    RandomAccess.Write(_handle, new ReadOnlySpan<byte>((void*)chunk.Buffer, padded), chunk.Offset);
-                    return;
-                }
-                catch (IOException)
-                {
-                    // Some file systems take the flag but refuse the I/O: go on through the page cache.
-                    _direct = false;
-                    TrySetDirect(_handle, false);
-                }
+                RandomAccess.Write(_handle, new ReadOnlySpan<byte>((void*)chunk.Buffer, padded), chunk.Offset);
+                return;
             }
-            for (int done = 0; done < chunk.Length; done += BufferedWrite)
+            catch (IOException)
             {
-                int n = Math.Min(BufferedWrite, chunk.Length - done);
-                RandomAccess.Write(_handle, new ReadOnlySpan<byte>((byte*)chunk.Buffer + done, n), chunk.Offset + done);
+                // Some file systems take the flag but refuse the I/O: go on through the page cache.
+                _direct = false;
+                TrySetDirect(_handle, false);
             }
-            StartWriteback(chunk.Offset, chunk.Length);
         }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        var bytes = new ReadOnlySpan<byte>((void*)chunk.Buffer, chunk.Length);
+        if (chunk.Clones is { } clones && !_cloneOff)
+            CloneRanges.Apply(_handle, chunk.Offset, bytes, clones, _cloneAlignment, ref _cloneOff, WriteBuffered);
+        else
+            WriteBuffered(chunk.Offset, bytes);
+        StartWriteback(chunk.Offset, chunk.Length);
+    }
+
+    private void WriteBuffered(long offset, ReadOnlySpan<byte> bytes)
+    {
+        for (int done = 0; done < bytes.Length; done += BufferedWrite)
         {
-            _error ??= e;
+            int n = Math.Min(BufferedWrite, bytes.Length - done);
+            RandomAccess.Write(_handle, bytes.Slice(done, n), offset + done);
         }
+    }
+
+    // The clone ranges of the chunk being submitted.
+    private CloneRange[]? TakeClones()
+    {
+        if (_clones.Ranges.Count == 0) return null;
+        var ranges = _clones.Ranges.ToArray();
+        _clones.Clear();
+        return ranges;
     }
 
     /// <summary>
@@ -307,19 +407,24 @@ internal sealed unsafe class SequentialOutput : IDisposable
     private void StartWriteback(long offset, int length)
     {
         long end = offset + length;
-        if (_writebackUnavailable || end - _writebackFrom < WritebackStep) return;
-        try
+        // Two direct-I/O writer threads that fell back to the page cache both get here: the range is theirs in turn.
+        lock (_writebackLock)
         {
-            if (SyncFileRange((int)_handle.DangerousGetHandle(), _writebackFrom, end - _writebackFrom, SyncFileRangeWrite) != 0)
+            if (_writebackUnavailable || end - _writebackFrom < WritebackStep) return;
+            try
+            {
+                if (SyncFileRange((int)_handle.DangerousGetHandle(), _writebackFrom, end - _writebackFrom, SyncFileRangeWrite) != 0)
+                    _writebackUnavailable = true;
+                _writebackFrom = end;
+            }
+            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
+            {
                 _writebackUnavailable = true;
-            _writebackFrom = end;
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            _writebackUnavailable = true;
+            }
         }
     }
 
+    private readonly Lock _writebackLock = new();
     private bool _writebackUnavailable = !HostPlatform.LinuxCalls;
     private long _writebackFrom;
     private const long WritebackStep = 32L << 20;
@@ -330,7 +435,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
 
     private void ThrowIfFailed()
     {
-        if (_error is { } e && e is not OperationCanceledException) throw Failure(e);
+        if (Volatile.Read(ref _error) is { } e && e is not OperationCanceledException) throw Failure(e);
     }
 
     private QcowException Failure(Exception e) => new(_target, $"cannot write output: {e.Message}", e);
@@ -338,12 +443,12 @@ internal sealed unsafe class SequentialOutput : IDisposable
     private IntPtr Rent()
     {
         _slots.Wait();
-        return FreeChunks.TryTake(out var p) ? p : (IntPtr)NativeMemory.AlignedAlloc(ChunkSize, DirectAlignment);
+        return _pool.Rent();
     }
 
     private void Return(IntPtr chunk)
     {
-        FreeChunks.Add(chunk);
+        _pool.Return(chunk);
         _slots.Release();
     }
 

@@ -11,11 +11,11 @@ public static class Dotnet
 
     /// <summary>Runs <c>dotnet args</c> with extra environment variables (e.g. NUGET_PACKAGES).</summary>
     public static (int ExitCode, string Output) RunWith(IReadOnlyDictionary<string, string>? environment, string folder, params string[] args) =>
-        Wait(Start("dotnet", folder, args, out var output, environment), output, $"dotnet {string.Join(' ', args)}");
+        Wait(Start("dotnet", folder, args, out var output, environment, _ => { }), output, $"dotnet {string.Join(' ', args)}");
 
     /// <summary>Runs a bash script (<c>bash -e</c>, as a CI step runs) that calls dotnet; returns the exit code and the merged output.</summary>
     public static (int ExitCode, string Output) Bash(IReadOnlyDictionary<string, string>? environment, string folder, string script) =>
-        Wait(Start("bash", folder, ["-e", "-c", script], out var output, environment), output, $"bash -c {script}");
+        Wait(Start("bash", folder, ["-e", "-c", script], out var output, environment, _ => { }), output, $"bash -c {script}");
 
     private static (int ExitCode, string Output) Wait(Process process, StringBuilder output, string what)
     {
@@ -39,9 +39,33 @@ public static class Dotnet
 
     /// <summary>Starts dotnet; output lines are appended to <paramref name="output"/>.</summary>
     public static Process Start(string folder, string[] args, out StringBuilder output, IReadOnlyDictionary<string, string>? environment = null) =>
-        Start("dotnet", folder, args, out output, environment);
+        Start("dotnet", folder, args, out output, environment, _ => { });
 
-    private static Process Start(string program, string folder, string[] args, out StringBuilder output, IReadOnlyDictionary<string, string>? environment)
+    /// <summary>
+    /// Starts dotnet and returns once an output line contains <paramref name="marker"/> (e.g. the tasks' test hook
+    /// saying it holds the build at a step), so the caller interrupts it at that point. Fails if dotnet ends first.
+    /// </summary>
+    public static Process StartUntil(string marker, string folder, string[] args, out StringBuilder output, IReadOnlyDictionary<string, string>? environment = null)
+    {
+        using var seen = new ManualResetEventSlim();
+        using var ended = new ManualResetEventSlim();
+        var p = Start("dotnet", folder, args, out output, environment, line => { if (line.Contains(marker, StringComparison.Ordinal)) seen.Set(); });
+        p.Exited += (_, _) => ended.Set();
+        if (p.HasExited) ended.Set();
+        // The marker, or the end of the process; the bound only keeps a hung build from hanging the test run.
+        int which = WaitHandle.WaitAny([seen.WaitHandle, ended.WaitHandle], TimeSpan.FromMinutes(10));
+        if (which != 0)
+        {
+            if (!p.HasExited) p.Kill(entireProcessTree: true);
+            p.WaitForExit();
+            // The exit may have raced the last output lines: the marker may be there after all.
+            if (!seen.IsSet)
+                lock (output) throw new Xunit.Sdk.XunitException($"dotnet {string.Join(' ', args)} ended (exit {p.ExitCode}) without printing '{marker}':\n{output}");
+        }
+        return p;
+    }
+
+    private static Process Start(string program, string folder, string[] args, out StringBuilder output, IReadOnlyDictionary<string, string>? environment, Action<string> onLine)
     {
         var psi = new ProcessStartInfo(program)
         {
@@ -61,9 +85,9 @@ public static class Dotnet
         foreach (var (k, v) in environment ?? new Dictionary<string, string>()) psi.Environment[k] = v;
         var sb = new StringBuilder();
         output = sb;
-        var p = new Process { StartInfo = psi };
-        p.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (sb) sb.AppendLine(e.Data); };
-        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (sb) sb.AppendLine(e.Data); };
+        var p = new Process { StartInfo = psi, EnableRaisingEvents = true };
+        p.OutputDataReceived += (_, e) => { if (e.Data is not null) { lock (sb) sb.AppendLine(e.Data); onLine(e.Data); } };
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) { lock (sb) sb.AppendLine(e.Data); onLine(e.Data); } };
         p.Start();
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();

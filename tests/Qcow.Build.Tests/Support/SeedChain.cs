@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Qcow.Engine.Tests.Infrastructure;
 
 [assembly: CollectionBehavior(DisableTestParallelization = true)]
@@ -11,18 +10,6 @@ namespace Qcow.Build.Tests.Support;
 /// </summary>
 public sealed class SeedChain : IDisposable
 {
-    /// <summary>The layers the seed chain linearizes into, bottom first: (file, source image, snapshot).</summary>
-    public static readonly (string File, string Image, string? Snapshot)[] Layers =
-    [
-        ("imageA_sn0.qcow2", "imageA.qcow2", "sn0"),
-        ("imageA.qcow2", "imageA.qcow2", null),
-        ("imageB_sn0.qcow2", "imageB.qcow2", "sn0"),
-        ("imageB_sn1.qcow2", "imageB.qcow2", "sn1"),
-        ("imageB.qcow2", "imageB.qcow2", null),
-        ("imageC_sn0.qcow2", "imageC.qcow2", "sn0"),
-        ("imageC.qcow2", "imageC.qcow2", null),
-    ];
-
     private readonly Lazy<TempDir> _dir;
     private readonly Dictionary<string, string> _exports = [];
 
@@ -54,12 +41,7 @@ public sealed class SeedChain : IDisposable
         lock (_exports)
         {
             if (_exports.TryGetValue(key, out var path)) return path;
-            path = _dir.Value[$"export-{Path.GetFileNameWithoutExtension(image)}-{snapshot ?? "current"}.qcow2"];
-            var args = new List<string> { "convert", "-O", "qcow2" };
-            if (snapshot is not null) { args.Add("-l"); args.Add($"snapshot.name={snapshot}"); }
-            args.Add(_dir.Value[image]);
-            args.Add(path);
-            Qemu.Img(args.ToArray());
+            path = Qemu.Export(_dir.Value[image], snapshot, _dir.Value[$"export-{Path.GetFileNameWithoutExtension(image)}-{snapshot ?? "current"}.qcow2"]);
             _exports[key] = path;
             return path;
         }
@@ -69,7 +51,7 @@ public sealed class SeedChain : IDisposable
     public void AssertLayersCorrect(string outDir, IEnumerable<string>? only = null)
     {
         var wanted = only?.ToHashSet();
-        foreach (var (file, image, snapshot) in Layers)
+        foreach (var (file, image, snapshot) in SeedStates.All)
         {
             if (wanted is not null && !wanted.Contains(file)) continue;
             string layer = Path.Combine(outDir, file);
@@ -85,13 +67,6 @@ public sealed class SeedChain : IDisposable
 
     /// <summary>Sets a file's last write time to now (a "touch").</summary>
     public static void Touch(string path) => File.SetLastWriteTimeUtc(path, DateTime.UtcNow);
-
-    /// <summary>SHA-256 of a file, lower-case hex.</summary>
-    public static string Sha256(string path)
-    {
-        using var s = File.OpenRead(path);
-        return Convert.ToHexStringLower(SHA256.HashData(s));
-    }
 
     /// <inheritdoc />
     public void Dispose()

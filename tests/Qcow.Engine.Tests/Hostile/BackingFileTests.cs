@@ -47,7 +47,7 @@ public sealed class BackingFileTests
         Qemu.Require();
         using var dir = new TempDir("passwd-");
         string top = TopNaming(dir.Path, "/etc/passwd");
-        string passwdHash = Exerciser.Hash("/etc/passwd");
+        string passwdHash = FileHash.Sha256("/etc/passwd");
 
         var outcome = Exerciser.Run(top);
         Assert.True(outcome.Kind == OutcomeKind.TypedError, outcome.ToString());
@@ -62,7 +62,7 @@ public sealed class BackingFileTests
         Assert.True(allowed.ExitCode == 0, allowed.StdErr);
         var passwd = File.ReadAllBytes("/etc/passwd");
         Assert.True(File.ReadAllBytes(dir["out.raw"]).AsSpan(0, passwd.Length).SequenceEqual(passwd));
-        Assert.Equal(passwdHash, Exerciser.Hash("/etc/passwd"));
+        Assert.Equal(passwdHash, FileHash.Sha256("/etc/passwd"));
     }
 
     [SkippableFact]
@@ -135,10 +135,10 @@ public sealed class BackingFileTests
 
         var warnings = new List<string>();
         var policy = new BackingPolicy { Warning = warnings.Add };
-        var chain = InfoOperation.Run(qcowTop, backingChain: true, policy);
+        var chain = InfoOperation.Run(new InfoRequest { Image = qcowTop, BackingChain = true, Policy = policy }).Images;
         Assert.Equal("qcow2", chain[1].Format);
         // Anything that is not qcow2 is raw: a VMDK (or any other format qemu would probe) is never parsed as such.
-        chain = InfoOperation.Run(vmdkTop, backingChain: true, policy);
+        chain = InfoOperation.Run(new InfoRequest { Image = vmdkTop, BackingChain = true, Policy = policy }).Images;
         Assert.Equal("raw", chain[1].Format);
         Assert.Equal(2, warnings.Count);
         Assert.All(warnings, w => Assert.Contains("no backing format recorded", w, StringComparison.Ordinal));
@@ -158,7 +158,7 @@ public sealed class BackingFileTests
         BaseWithData(dir["base.qcow2"]);
         string top = TopNaming(dir.Path, "base.qcow2", "raw");
         var warnings = new List<string>();
-        var chain = InfoOperation.Run(top, backingChain: true, new BackingPolicy { Warning = warnings.Add });
+        var chain = InfoOperation.Run(new InfoRequest { Image = top, BackingChain = true, Policy = new BackingPolicy { Warning = warnings.Add } }).Images;
         Assert.Equal("raw", chain[1].Format);
         Assert.Empty(warnings);
         AssertReadsLikeQemu(top, null, dir);

@@ -18,26 +18,26 @@ public sealed class DamagedImageTests(HostileImages bases) : IClassFixture<Hosti
         string path = bases.CopyTo("v3", dir["corrupt.qcow2"]);
         Put(path, 72, 8, 2);
 
-        var info = QcowCli.Run("info", path);
+        var info = QcowProcess.Run("info", path);
         Assert.Equal(0, info.ExitCode);
         Assert.Contains("    corrupt: true\n", info.StdOut, StringComparison.Ordinal);
         AssertWarns(info, path);
-        var json = JsonDocument.Parse(QcowCli.Run("info", "--output=json", path).StdOut).RootElement;
+        var json = JsonDocument.Parse(QcowProcess.Run("info", "--output=json", path).StdOut).RootElement;
         Assert.True(json.GetProperty("format-specific").GetProperty("data").GetProperty("corrupt").GetBoolean());
 
-        var check = QcowCli.Run("check", path);
+        var check = QcowProcess.Run("check", path);
         Assert.Equal(Qemu.ImgAllow([0, 1, 2, 3], "check", path).ExitCode, check.ExitCode);
         AssertWarns(check, path);
 
         string ours = dir["ours.raw"], theirs = dir["qemu.raw"];
-        var convert = QcowCli.Run("convert", "-O", "raw", path, ours);
+        var convert = QcowProcess.Run("convert", "-O", "raw", path, ours);
         Assert.True(convert.ExitCode == 0, convert.StdErr);
         AssertWarns(convert, path);
         Qemu.Img("convert", "-U", "-O", "raw", path, theirs);
         Assert.True(File.ReadAllBytes(theirs).AsSpan().SequenceEqual(File.ReadAllBytes(ours)), "convert reads other bytes than qemu-img");
-        Assert.Equal(0, QcowCli.Run("compare", path, theirs).ExitCode);
-        Assert.Equal(0, QcowCli.Run("map", path).ExitCode);
-        Assert.Equal(0, QcowCli.Run("linearize", path, dir["chain"]).ExitCode);
+        Assert.Equal(0, QcowProcess.Run("compare", path, theirs).ExitCode);
+        Assert.Equal(0, QcowProcess.Run("map", path).ExitCode);
+        Assert.Equal(0, QcowProcess.Run("linearize", path, dir["chain"]).ExitCode);
     }
 
     [SkippableFact]
@@ -51,16 +51,16 @@ public sealed class DamagedImageTests(HostileImages bases) : IClassFixture<Hosti
         // s1's L1 table offset, off its cluster boundary (iotest 080's "Invalid snapshot L1 table").
         Put(path, layout.SnapshotEntries[0], 8, layout.U64(layout.SnapshotEntries[0]) + 512);
 
-        var info = QcowCli.Run("info", path);
+        var info = QcowProcess.Run("info", path);
         Assert.Equal(0, info.ExitCode);
         Assert.Contains("Damaged snapshot table entry 0 (id 1, 's1'): l1_table_offset:", info.StdOut, StringComparison.Ordinal);
-        var snaps = JsonDocument.Parse(QcowCli.Run("info", "--output=json", path).StdOut).RootElement.GetProperty("snapshots");
+        var snaps = JsonDocument.Parse(QcowProcess.Run("info", "--output=json", path).StdOut).RootElement.GetProperty("snapshots");
         Assert.StartsWith("l1_table_offset:", snaps[0].GetProperty("damaged").GetString(), StringComparison.Ordinal);
         Assert.False(snaps[1].TryGetProperty("damaged", out _));
 
         // Counted by check as qemu-img check counts it: one corruption (exit 2).
         var qemuCheck = Qemu.ImgAllow([0, 1, 2, 3], "check", "--output=json", path);
-        var ourCheck = QcowCli.Run("check", "--output=json", path);
+        var ourCheck = QcowProcess.Run("check", "--output=json", path);
         Assert.Equal(2, qemuCheck.ExitCode);
         Assert.Equal(qemuCheck.ExitCode, ourCheck.ExitCode);
         Assert.Equal(JsonDocument.Parse(qemuCheck.StdOut).RootElement.GetProperty("corruptions").GetInt64(),
@@ -71,21 +71,21 @@ public sealed class DamagedImageTests(HostileImages bases) : IClassFixture<Hosti
         {
             string ours = dir[$"ours-{state}.raw"], theirs = dir[$"qemu-{state}.raw"];
             string[] sel = state is null ? [] : ["-l", state];
-            Assert.Equal(0, QcowCli.Run(["convert", .. sel, "-O", "raw", path, ours]).ExitCode);
+            Assert.Equal(0, QcowProcess.Run(["convert", .. sel, "-O", "raw", path, ours]).ExitCode);
             Qemu.Img(["convert", "-U", .. sel, "-O", "raw", path, theirs]);
             Assert.True(File.ReadAllBytes(theirs).AsSpan().SequenceEqual(File.ReadAllBytes(ours)), $"{state ?? "current"} differs");
         }
-        var refused = QcowCli.Run("convert", "-l", "s1", "-O", "raw", path, dir["s1.raw"]);
+        var refused = QcowProcess.Run("convert", "-l", "s1", "-O", "raw", path, dir["s1.raw"]);
         Assert.Equal(1, refused.ExitCode);
         Assert.Contains("snapshot table entry 0 ('s1', id 1) l1_table_offset", refused.StdErr, StringComparison.Ordinal);
         Assert.False(File.Exists(dir["s1.raw"]));
 
         // linearize names it, unless --snapshots leaves it out.
-        var chain = QcowCli.Run("linearize", path, dir["all"]);
+        var chain = QcowProcess.Run("linearize", path, dir["all"]);
         Assert.NotEqual(0, chain.ExitCode);
         Assert.Contains("snapshot table entry 0 ('s1', id 1) l1_table_offset", chain.StdErr, StringComparison.Ordinal);
         Assert.Contains("--snapshots", chain.StdErr, StringComparison.Ordinal);
-        var some = QcowCli.Run("linearize", "--snapshots", "s2", path, dir["some"]);
+        var some = QcowProcess.Run("linearize", "--snapshots", "s2", path, dir["some"]);
         Assert.True(some.ExitCode == 0, some.StdErr);
         Qemu.AssertIdentical(dir["qemu-s2.raw"], Path.Combine(dir["some"], "snap_s2.qcow2"));
         Qemu.AssertIdentical(dir["qemu-.raw"], Path.Combine(dir["some"], "snap.qcow2"));
@@ -112,7 +112,7 @@ public sealed class DamagedImageTests(HostileImages bases) : IClassFixture<Hosti
         foreach (var other in new[] { sameThenZero, sameThenData, differentThenZero })
         {
             var qemu = Qemu.ImgAllow([0, 1], "compare", small, other);
-            var ours = QcowCli.Run("compare", small, other);
+            var ours = QcowProcess.Run("compare", small, other);
             Assert.Equal(qemu.ExitCode, ours.ExitCode);
             Assert.Equal(qemu.StdOut, ours.StdOut);
         }

@@ -1,4 +1,3 @@
-using System.Security.Cryptography;
 using Qcow.Engine.Chain;
 using Qcow.Engine.Operations;
 using Qcow.Engine.Views;
@@ -75,7 +74,7 @@ public static class Exerciser
     {
         try
         {
-            InfoOperation.Run(path, backingChain: true, policy);
+            InfoOperation.Run(new InfoRequest { Image = path, BackingChain = true, Policy = policy });
             byte[]? current;
             long size;
             using (var set = new ImageSet(policy))
@@ -84,11 +83,11 @@ public static class Exerciser
                 size = view.Size;
                 current = ReadAll(view, size <= KeepLimit);
                 var top = set.Chain(path)[0];
-                foreach (var snapshot in top.Image?.Snapshots ?? [])
+                foreach (var snapshot in (top as QcowLink)?.Snapshots ?? [])
                     ReadAll(set.View(path, $"snapshot.id={snapshot.Id}"), keep: false);
             }
-            MapOperation.Run(path, policy: policy);
-            if (Probe(path) == "qcow2") CheckOperation.Run(path);
+            MapOperation.Run(new MapRequest { Image = path, Policy = policy });
+            if (Probe(path) == "qcow2") CheckOperation.Run(new CheckRequest { Image = path });
             return new Outcome(OutcomeKind.Read, null, current, size);
         }
         catch (QcowException e)
@@ -123,9 +122,6 @@ public static class Exerciser
         }
         return all;
     }
-
-    /// <summary>SHA-256 of a file, to show sources are never modified.</summary>
-    public static string Hash(string path) => Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(path)));
 
     private static string Probe(string path)
     {

@@ -19,7 +19,7 @@ public sealed class FaultTests
         using var dir = new TempDir("sources-");
         string top = new ImageBuilder(dir, seed: 51).SeedChain("8M");
         var sources = Directory.GetFiles(dir.Path, "*.qcow2");
-        var before = sources.ToDictionary(f => f, Exerciser.Hash);
+        var before = sources.ToDictionary(f => f, FileHash.Sha256);
         string a = dir["imageA.qcow2"], b = dir["imageB.qcow2"];
         string[][] runs =
         [
@@ -38,7 +38,7 @@ public sealed class FaultTests
         {
             QcowProcess.Run(args);
             foreach (var (file, hash) in before)
-                Assert.True(Exerciser.Hash(file) == hash, $"qcow {string.Join(' ', args)} modified {file}");
+                Assert.True(FileHash.Sha256(file) == hash, $"qcow {string.Join(' ', args)} modified {file}");
         }
     }
 
@@ -50,7 +50,7 @@ public sealed class FaultTests
         using var dir = new TempDir("kill-");
         string top = BigChain(dir);
         string reference = dir["reference"];
-        Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = reference });
+        LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = reference });
         var expected = Hashes(reference);
         string outDir = dir["out"];
         Directory.CreateDirectory(outDir);
@@ -77,7 +77,7 @@ public sealed class FaultTests
             var finals = left.Where(f => !f!.Contains(TempMarker, StringComparison.Ordinal)).Order(StringComparer.Ordinal).ToList();
             Assert.Equal(final, finals);
             foreach (var file in finals)
-                Assert.True(expected[file!] == Exerciser.Hash(Path.Combine(outDir, file!)), $"{file} is incomplete after kill -9 at {step}");
+                Assert.True(expected[file!] == FileHash.Sha256(Path.Combine(outDir, file!)), $"{file} is incomplete after kill -9 at {step}");
             if (step.StartsWith("written:", StringComparison.Ordinal))
                 Assert.Contains(left, f => f!.StartsWith("." + step["written:".Length..] + TempMarker, StringComparison.Ordinal));
         }
@@ -104,7 +104,7 @@ public sealed class FaultTests
             new ImageBuilder(dir, seed: 52).WriteRandom(source, 0, 4 << 20);
             string output = Path.Combine(full, "out.qcow2");
             Qemu.Img("create", "-q", "-f", "qcow2", output, "1M");
-            string oldHash = Exerciser.Hash(output);
+            string oldHash = FileHash.Sha256(output);
 
             var r = QcowProcess.Run(["convert", source, output]);
             MalformedImageTests.AssertCliFails(r, output);
@@ -152,7 +152,7 @@ public sealed class FaultTests
 
         string top = new ImageBuilder(dir, seed: 54).SeedChain("16M");
         string reference = dir["reference"];
-        Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = reference });
+        LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = reference });
         var expected = Hashes(reference);
         string outDir = dir["linear"];
         using (var l1 = QcowProcess.Start("linearize", top, outDir))
@@ -179,11 +179,11 @@ public sealed class FaultTests
 
     /// <summary>SHA-256 of every file in <paramref name="folder"/>, by file name.</summary>
     private static Dictionary<string, string> Hashes(string folder) =>
-        Directory.GetFiles(folder).ToDictionary(f => Path.GetFileName(f), Exerciser.Hash);
+        Directory.GetFiles(folder).ToDictionary(f => Path.GetFileName(f), FileHash.Sha256);
 
     private static void AssertOnlyOldOutput(string folder, string output, string oldHash)
     {
         Assert.Equal([output], Directory.GetFiles(folder));
-        Assert.Equal(oldHash, Exerciser.Hash(output));
+        Assert.Equal(oldHash, FileHash.Sha256(output));
     }
 }

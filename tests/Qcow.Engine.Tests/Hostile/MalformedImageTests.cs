@@ -19,7 +19,7 @@ public sealed class MalformedImageTests(HostileImages bases) : IClassFixture<Hos
         using var dir = new TempDir("malformed-");
         string path = bases.CopyTo(c.Base, dir[$"{name}.qcow2"]);
         c.Damage(path, Layout.Of(path));
-        string before = Exerciser.Hash(path);
+        string before = FileHash.Sha256(path);
 
         var outcome = Exerciser.Run(path);
         Assert.True(outcome.Kind == OutcomeKind.TypedError, $"{name}: {outcome}");
@@ -48,7 +48,7 @@ public sealed class MalformedImageTests(HostileImages bases) : IClassFixture<Hos
         }
         Assert.False(File.Exists(output), "a failed convert left its output");
         Assert.Empty(Directory.GetFiles(dir.Path, ".out.raw*"));
-        Assert.Equal(before, Exerciser.Hash(path));
+        Assert.Equal(before, FileHash.Sha256(path));
     }
 
     /// <summary>Damage that qemu reads through: our bytes must be qemu's bytes.</summary>
@@ -63,14 +63,14 @@ public sealed class MalformedImageTests(HostileImages bases) : IClassFixture<Hos
         using var dir = new TempDir("benign-");
         string path = bases.CopyTo(c.Base, dir[$"{name}.qcow2"]);
         c.Damage(path, Layout.Of(path));
-        string before = Exerciser.Hash(path);
+        string before = FileHash.Sha256(path);
 
         var outcome = Exerciser.Run(path);
         Assert.True(outcome.Kind == OutcomeKind.Read, $"{name}: {outcome}");
         string raw = dir["qemu.raw"];
         Qemu.Img("convert", "-U", "-O", "raw", path, raw);
         Assert.True(File.ReadAllBytes(raw).AsSpan().SequenceEqual(outcome.CurrentState), $"{name}: our read differs from qemu's");
-        Assert.Equal(before, Exerciser.Hash(path));
+        Assert.Equal(before, FileHash.Sha256(path));
     }
 
     /// <summary>Asserts the CLI failed with one line that names <paramref name="file"/>, and no stack trace.</summary>

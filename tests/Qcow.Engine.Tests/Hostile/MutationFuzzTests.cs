@@ -63,7 +63,7 @@ public sealed class MutationFuzzTests(HostileImages bases, ITestOutputHelper out
     {
         failure = null;
         note = null;
-        string before = Exerciser.Hash(path);
+        string before = FileHash.Sha256(path);
         var outcome = Exerciser.Run(path);
         string verdict = outcome.Kind.ToString();
         switch (outcome.Kind)
@@ -97,7 +97,7 @@ public sealed class MutationFuzzTests(HostileImages bases, ITestOutputHelper out
                 verdict = "Read, same as qemu";
                 break;
         }
-        if (Exerciser.Hash(path) != before) failure ??= "the source file was modified";
+        if (FileHash.Sha256(path) != before) failure ??= "the source file was modified";
         return verdict;
     }
 

@@ -27,12 +27,12 @@ public sealed class QemuParityTests(HostileImages bases) : IClassFixture<Hostile
         using var dir = new TempDir("parity-");
         string path = bases.CopyTo(c.Base, dir[$"{name}.qcow2"]);
         c.Damage(path, Layout.Of(path));
-        string before = Exerciser.Hash(path);
+        string before = FileHash.Sha256(path);
         var problems = new List<string>();
 
         // info: exit codes, and the snapshots qemu lists are the ones we list.
         var qemuInfo = Qemu.ImgAllow([0, 1], "info", "-U", "--output=json", path);
-        var ourInfo = QcowCli.Run("info", "--output=json", path);
+        var ourInfo = QcowProcess.Run("info", "--output=json", path);
         if (qemuInfo.ExitCode != ourInfo.ExitCode)
             problems.Add($"info: qemu-img exit {qemuInfo.ExitCode} ({qemuInfo.StdErr.Trim()}), qcow exit {ourInfo.ExitCode} ({ourInfo.StdErr.Trim()})");
         var snapshotIds = new List<string>();
@@ -54,7 +54,7 @@ public sealed class QemuParityTests(HostileImages bases) : IClassFixture<Hostile
 
         // check: exit code and the three counters.
         var qemuCheck = Qemu.ImgAllow([0, 1, 2, 3], "check", "--output=json", path);
-        var ourCheck = QcowCli.Run("check", "--output=json", path);
+        var ourCheck = QcowProcess.Run("check", "--output=json", path);
         if (qemuCheck.ExitCode != ourCheck.ExitCode)
             problems.Add($"check: qemu-img exit {qemuCheck.ExitCode}, qcow exit {ourCheck.ExitCode}\nqemu-img: {qemuCheck.StdOut}{qemuCheck.StdErr}\nqcow: {ourCheck.StdOut}{ourCheck.StdErr}");
         else if (Counts(qemuCheck.StdOut) is { } qc2 && Counts(ourCheck.StdOut) is { } oc && qc2 != oc)
@@ -62,7 +62,7 @@ public sealed class QemuParityTests(HostileImages bases) : IClassFixture<Hostile
 
         // map and the bytes of every state.
         var qemuMap = Qemu.ImgAllow([0, 1], "map", "-U", "--output=json", path);
-        var ourMap = QcowCli.Run("map", "--output=json", path);
+        var ourMap = QcowProcess.Run("map", "--output=json", path);
         var states = new List<StateRead>();
         states.Add(State(path, null, dir));
         foreach (var id in snapshotIds) states.Add(State(path, id, dir));
@@ -91,7 +91,7 @@ public sealed class QemuParityTests(HostileImages bases) : IClassFixture<Hostile
         }
         if (c.Deliberate is not null && refusedOnly == 0)
             problems.Add($"marked as a deliberate difference ({c.Deliberate}), but qcow and qemu-img now agree");
-        Assert.Equal(before, Exerciser.Hash(path));
+        Assert.Equal(before, FileHash.Sha256(path));
         Assert.True(problems.Count == 0, $"{name}:\n{string.Join("\n", problems)}");
     }
 

@@ -1,16 +1,29 @@
 using System.Diagnostics;
-using Qcow.Engine.Tests.Infrastructure;
 
-namespace Qcow.Engine.Tests.Hostile;
+namespace Qcow.Engine.Tests.Infrastructure;
 
-/// <summary>Runs the built <c>qcow</c> CLI as a child process: to completion, or started so a test can kill it.</summary>
+/// <summary>
+/// The tests' one runner of the built <c>qcow</c> CLI (copied beside each test assembly), as a user runs it: to
+/// completion, or started so a test can kill it.
+/// </summary>
 public static class QcowProcess
 {
-    private static string Dll => Path.Combine(AppContext.BaseDirectory, "qcow.dll");
+    /// <summary>qcow.dll beside the test assembly (each test project references Qcow.Cli).</summary>
+    public static string Dll => Path.Combine(AppContext.BaseDirectory, "qcow.dll");
 
-    /// <summary>Runs qcow to completion (any exit code), within <paramref name="timeout"/> (default 2 minutes).</summary>
-    public static ProcessResult Run(string[] args, TimeSpan? timeout = null) =>
-        Qemu.Run("dotnet", [Dll, .. args], Enumerable.Range(0, 256).ToArray(), timeout: timeout ?? TimeSpan.FromMinutes(2));
+    /// <summary>Runs qcow to completion; returns exit code (any) and output.</summary>
+    public static ProcessResult Run(params string[] args) => Run(args, timeout: null);
+
+    /// <summary>
+    /// Runs qcow to completion (any exit code), in <paramref name="workingDirectory"/>; <paramref name="timeout"/>
+    /// (default 5 minutes) only keeps a hung run from hanging the test run.
+    /// </summary>
+    public static ProcessResult Run(string[] args, TimeSpan? timeout = null, string? workingDirectory = null) =>
+        Qemu.Run("dotnet", [Dll, .. args], Enumerable.Range(0, 256).ToArray(), workingDirectory, timeout);
+
+    /// <summary>Runs qcow to completion with extra environment variables (credentials, DOCKER_CONFIG, ...).</summary>
+    public static ProcessResult RunWith(IReadOnlyDictionary<string, string?>? environment, params string[] args) =>
+        Qemu.Run("dotnet", [Dll, .. args], Enumerable.Range(0, 256).ToArray(), environment: environment);
 
     /// <summary>Starts qcow without waiting; output is discarded.</summary>
     public static Process Start(params string[] args) => Start(null, args, _ => { });

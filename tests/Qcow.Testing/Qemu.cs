@@ -46,6 +46,20 @@ public static class Qemu
         return r;
     }
 
+    /// <summary>
+    /// qemu-img's full export of <paramref name="image"/> at <paramref name="snapshot"/> (null: its current state) to
+    /// <paramref name="output"/> in <paramref name="format"/>: the oracle an exported state is compared with.
+    /// </summary>
+    public static string Export(string image, string? snapshot, string output, string format = "qcow2")
+    {
+        var args = new List<string> { "convert", "-O", format };
+        if (snapshot is not null) { args.Add("-l"); args.Add($"snapshot.name={snapshot}"); }
+        args.Add(image);
+        args.Add(output);
+        Img([.. args]);
+        return output;
+    }
+
     /// <summary>qemu-img compare; true when identical.</summary>
     public static bool Identical(string a, string b, bool strict = false)
     {
@@ -69,7 +83,8 @@ public static class Qemu
     }
 
     /// <summary>Runs a program with arguments (no shell), capturing output.</summary>
-    public static ProcessResult Run(string exe, string[] args, int[] okCodes, string? workingDirectory = null, TimeSpan? timeout = null)
+    public static ProcessResult Run(string exe, string[] args, int[] okCodes, string? workingDirectory = null, TimeSpan? timeout = null,
+        IReadOnlyDictionary<string, string?>? environment = null)
     {
         var psi = new ProcessStartInfo(exe)
         {
@@ -79,6 +94,7 @@ public static class Qemu
             WorkingDirectory = workingDirectory ?? Environment.CurrentDirectory,
         };
         foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in environment ?? new Dictionary<string, string?>()) psi.Environment[k] = v;
         using var p = Process.Start(psi)!;
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();
@@ -105,4 +121,8 @@ public static class Qemu
 }
 
 /// <summary>Exit code and output of a child process.</summary>
-public sealed record ProcessResult(int ExitCode, string StdOut, string StdErr);
+public sealed record ProcessResult(int ExitCode, string StdOut, string StdErr)
+{
+    /// <inheritdoc />
+    public override string ToString() => $"exit {ExitCode}\nstdout: {StdOut}\nstderr: {StdErr}";
+}

@@ -10,7 +10,7 @@ public static class Chains
     public static string Seed(string folder)
     {
         string top = Path.Combine(RepoRoot(), "samples", "seed", "images", "imageC.qcow2");
-        Linearizer.Run(new LinearizeRequest { TopImage = top, OutputFolder = folder });
+        LinearizeOperation.Run(new LinearizeRequest { TopImage = top, OutputFolder = folder });
         return folder;
     }
 

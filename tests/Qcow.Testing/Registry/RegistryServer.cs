@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
+using Qcow.Engine.Tests.Infrastructure;
 
 namespace Qcow.Oci.Tests.Support;
 
@@ -44,8 +45,7 @@ public sealed class RegistryServer : IDisposable
             case RegistryAuth.BasicOverTls:
                 Pki = TestPki.Create(_root.Path, ServerName);
                 config.AppendLine($"  tls:\n    certificate: {Pki.ServerCertificatePath}\n    key: {Pki.ServerKeyPath}");
-                var htpasswd = Tools.Run("htpasswd", ["-Bbn", User, Password]);
-                if (htpasswd.ExitCode != 0) throw new InvalidOperationException($"htpasswd failed: {htpasswd}");
+                var htpasswd = Qemu.Run("htpasswd", ["-Bbn", User, Password], [0]);
                 File.WriteAllText(_root["htpasswd"], htpasswd.StdOut);
                 config.AppendLine($"auth:\n  htpasswd:\n    realm: qcow-test\n    path: {_root["htpasswd"]}");
                 break;
