@@ -63,7 +63,8 @@ internal sealed unsafe class SequentialOutput : IDisposable
     private readonly CloneRanges _clones = new();
     private CloneRange[]? _headClones;
     private int _cloneAlignment;
-    // Set by the writer thread at the first refusal: the file systems do not change under one output.
+    // Set by the writer thread at the first refusal: the file systems do not change under one output. The producer
+    // reads it only as a hint (a stale read adds ranges the writer then writes).
     private bool _cloneOff;
 
     /// <summary>Writes to <paramref name="sink"/> front to back, never seeking; it is flushed by <see cref="Complete"/>, not closed.</summary>
