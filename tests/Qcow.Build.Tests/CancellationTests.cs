@@ -4,8 +4,8 @@ using Async = System.Threading.Tasks;
 using Microsoft.Build.Utilities;
 using Qcow.Build.Tasks;
 using Qcow.Build.Tests.Support;
-using Qcow.Engine.Tests.Infrastructure;
-using Qcow.Oci.Tests.Support;
+using Qcow.Testing;
+using Qcow.Testing.Registry;
 
 namespace Qcow.Build.Tests;
 

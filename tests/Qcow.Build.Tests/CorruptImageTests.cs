@@ -1,5 +1,5 @@
 using Qcow.Build.Tests.Support;
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
 
 namespace Qcow.Build.Tests;
 

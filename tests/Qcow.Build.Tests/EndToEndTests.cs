@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using Qcow.Build.Tests.Support;
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
 
 namespace Qcow.Build.Tests;
 

@@ -2,8 +2,8 @@ using Microsoft.Build.Framework;
 using Microsoft.Build.Utilities;
 using Qcow.Build.Tasks;
 using Qcow.Build.Tests.Support;
-using Qcow.Engine.Tests.Infrastructure;
-using Qcow.Oci.Tests.Support;
+using Qcow.Testing;
+using Qcow.Testing.Registry;
 
 namespace Qcow.Build.Tests;
 

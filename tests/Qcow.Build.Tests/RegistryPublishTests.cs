@@ -1,9 +1,9 @@
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Qcow.Build.Tests.Support;
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
 using Qcow.Oci;
-using Qcow.Oci.Tests.Support;
+using Qcow.Testing.Registry;
 
 namespace Qcow.Build.Tests;
 

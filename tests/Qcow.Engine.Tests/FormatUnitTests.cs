@@ -1,6 +1,6 @@
 using Qcow.Engine.Format;
 using Qcow.Engine.Operations;
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
 using Qcow.Engine.Views;
 using Qcow.Engine.Writing;
 

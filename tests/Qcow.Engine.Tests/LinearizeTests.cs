@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Qcow.Engine.Chain;
 using Qcow.Engine.Operations;
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
 using Qcow.Engine.Views;
 
 namespace Qcow.Engine.Tests;
@@ -12,7 +12,7 @@ namespace Qcow.Engine.Tests;
 /// </summary>
 public class LinearizeTests
 {
-    private static IReadOnlyList<SeedState> SeedStates => Infrastructure.SeedStates.All;
+    private static IReadOnlyList<SeedState> SeedStates => Qcow.Testing.SeedStates.All;
 
     /// <summary>qemu-img's full export of a source state.</summary>
     internal static string Export(TempDir dir, string image, string? snapshot)

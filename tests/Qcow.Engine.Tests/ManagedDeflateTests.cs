@@ -2,7 +2,7 @@ using System.IO.Compression;
 using System.Security.Cryptography;
 using Qcow.Engine.Compression;
 using Qcow.Engine.Operations;
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
 using Qcow.Engine.Writing;
 
 namespace Qcow.Engine.Tests;

@@ -1,9 +1,9 @@
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Qcow.Engine.IO;
-using FileHash = Qcow.Engine.Tests.Infrastructure.FileHash;
+using FileHash = Qcow.Testing.FileHash;
 using Qcow.Engine.Operations;
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
 using Qcow.Engine.Writing;
 
 namespace Qcow.Engine.Tests;

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Security.Cryptography;
 using Qcow.Engine.Operations;
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
 using Qcow.Engine.Writing;
 
 namespace Qcow.Engine.Tests;

@@ -1,6 +1,6 @@
 using Qcow.Engine.Operations;
 using Qcow.Engine.Pipeline;
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
 
 namespace Qcow.Engine.Tests;
 

@@ -1,7 +1,7 @@
 using System.Security.Cryptography;
 using Qcow.Engine.Chain;
 using Qcow.Engine.Operations;
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
 using Qcow.Engine.Views;
 using Qcow.Engine.Writing;
 

@@ -1,6 +1,6 @@
 using Microsoft.Win32.SafeHandles;
 using Qcow.Engine.IO;
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
 
 namespace Qcow.Engine.Tests;
 

@@ -1,5 +1,5 @@
 using Qcow.Engine.Operations;
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
 using Qcow.Engine.Writing;
 
 namespace Qcow.Engine.Tests;

@@ -1,5 +1,6 @@
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
 using Qcow.Oci.Tests.Support;
+using Qcow.Testing.Registry;
 
 namespace Qcow.Oci.Tests;
 

@@ -1,6 +1,7 @@
 using Qcow.Engine;
 using Qcow.Engine.Chain;
 using Qcow.Oci.Tests.Support;
+using Qcow.Testing.Registry;
 
 namespace Qcow.Oci.Tests;
 

@@ -2,8 +2,9 @@ using System.Net;
 using System.Text.Json;
 using Qcow.Engine;
 using Qcow.Engine.Chain;
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
 using Qcow.Oci.Tests.Support;
+using Qcow.Testing.Registry;
 
 namespace Qcow.Oci.Tests;
 

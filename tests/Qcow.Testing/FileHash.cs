@@ -1,4 +1,4 @@
-namespace Qcow.Engine.Tests.Infrastructure;
+namespace Qcow.Testing;
 
 /// <summary>The tests' file hash, the engine's own (<see cref="Qcow.Engine.IO.FileHash"/>): to pin outputs and to show sources are never modified.</summary>
 public static class FileHash

@@ -1,4 +1,4 @@
-namespace Qcow.Engine.Tests.Infrastructure;
+namespace Qcow.Testing;
 
 /// <summary>
 /// Builds test images with qemu-img and qemu-io. Random data comes from a fixed seed, written through a data file

@@ -1,6 +1,6 @@
 using System.Globalization;
 
-namespace Qcow.Engine.Tests.Infrastructure;
+namespace Qcow.Testing;
 
 /// <summary>
 /// A file system made for one test: a sparse image file on a loop device (xfs with reflink=1 or 0, btrfs, ext4) or a

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 
-namespace Qcow.Engine.Tests.Infrastructure;
+namespace Qcow.Testing;
 
 /// <summary>
 /// The tests' one runner of the built <c>qcow</c> CLI (copied beside each test assembly), as a user runs it: to

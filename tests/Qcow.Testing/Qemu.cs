@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
 
-namespace Qcow.Engine.Tests.Infrastructure;
+namespace Qcow.Testing;
 
 /// <summary>
 /// Runs qemu-img and qemu-io, the oracle. Tests that need them call <see cref="Require"/>: it skips the test with a

@@ -1,4 +1,4 @@
-namespace Qcow.Engine.Tests.Infrastructure;
+namespace Qcow.Testing;
 
 /// <summary>One state of the seed chain and the layer it linearizes into.</summary>
 public sealed record SeedState(string Layer, string Image, string? Snapshot);

@@ -1,4 +1,4 @@
-namespace Qcow.Engine.Tests.Infrastructure;
+namespace Qcow.Testing;
 
 /// <summary>A temporary folder deleted when the test ends.</summary>
 public sealed class TempDir : IDisposable

@@ -1,4 +1,4 @@
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
 
 [assembly: CollectionBehavior(DisableTestParallelization = true)]
 

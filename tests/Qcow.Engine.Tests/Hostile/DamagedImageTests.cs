@@ -1,5 +1,5 @@
 using System.Text.Json;
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
 using static Qcow.Engine.Tests.Hostile.HostileImages;
 
 namespace Qcow.Engine.Tests.Hostile;

@@ -1,5 +1,5 @@
 using System.Buffers.Binary;
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
 
 namespace Qcow.Engine.Tests.Hostile;
 

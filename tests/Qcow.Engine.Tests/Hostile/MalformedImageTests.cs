@@ -1,4 +1,4 @@
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
 using static Qcow.Engine.Tests.Hostile.HostileImages;
 
 namespace Qcow.Engine.Tests.Hostile;

@@ -1,6 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
 using Xunit.Abstractions;
 
 namespace Qcow.Engine.Tests.Hostile;

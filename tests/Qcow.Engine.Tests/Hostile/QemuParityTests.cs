@@ -1,7 +1,7 @@
 using System.Text.Json;
 using Qcow.Engine.Chain;
 using Qcow.Engine.Operations;
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
 
 namespace Qcow.Engine.Tests.Hostile;
 

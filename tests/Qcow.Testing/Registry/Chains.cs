@@ -1,7 +1,8 @@
 using Qcow.Engine.Chain;
 using Qcow.Engine.Operations;
+using Qcow.Oci;
 
-namespace Qcow.Oci.Tests.Support;
+namespace Qcow.Testing.Registry;
 
 /// <summary>Chain folders to push: the seed chain linearized by the engine, or small synthetic ones.</summary>
 public static class Chains

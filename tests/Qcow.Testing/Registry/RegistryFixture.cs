@@ -1,4 +1,6 @@
-namespace Qcow.Oci.Tests.Support;
+using Qcow.Oci;
+
+namespace Qcow.Testing.Registry;
 
 /// <summary>One plain-HTTP registry shared by a test class, started by the first test that asks for it.</summary>
 public sealed class RegistryFixture : IDisposable

@@ -2,9 +2,10 @@ using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
 using System.Text;
-using Qcow.Engine.Tests.Infrastructure;
+using Qcow.Testing;
+using Qcow.Oci;
 
-namespace Qcow.Oci.Tests.Support;
+namespace Qcow.Testing.Registry;
 
 /// <summary>How a test registry authenticates.</summary>
 public enum RegistryAuth

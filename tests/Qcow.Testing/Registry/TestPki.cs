@@ -1,8 +1,9 @@
 using System.Net;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
+using Qcow.Oci;
 
-namespace Qcow.Oci.Tests.Support;
+namespace Qcow.Testing.Registry;
 
 /// <summary>A test CA and a server certificate it signs, written as PEM files.</summary>
 public sealed record TestPki(string CaCertificatePath, string ServerCertificatePath, string ServerKeyPath)

@@ -5,8 +5,9 @@ using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
 using System.Text;
 using System.Text.Json;
+using Qcow.Oci;
 
-namespace Qcow.Oci.Tests.Support;
+namespace Qcow.Testing.Registry;
 
 /// <summary>
 /// A token server on 127.0.0.1 for docker-registry's token auth: GET /token?service=…&amp;scope=… with the right

@@ -1,4 +1,6 @@
-namespace Qcow.Oci.Tests.Support;
+using Qcow.Oci;
+
+namespace Qcow.Testing.Registry;
 
 /// <summary>
 /// The programs the registry tests need. <see cref="Require"/> skips a test with a visible reason when one is
