@@ -289,6 +289,12 @@ if has reflink; then
       measure reflink/qemu-img-C -- bash -c 'qemu-img convert -C -O qcow2 -l snapshot.name=sn0 "$0" "$1" && sync' "$rmnt/chain/imageA.qcow2" "$rmnt/export-qemu.qcow2"
       echo "-- reflink: qcow convert -l, run $r/$runs"
       measure reflink/qcow-convert -- bash -c 'dotnet "$0" convert -l snapshot.name=sn0 "$1" "$2" && sync' "$qcow_dll" "$rmnt/chain/imageA.qcow2" "$rmnt/export-qcow.qcow2"
+      if [[ -n $baseline ]]; then
+        rm -f "$rmnt/export-baseline.qcow2"; sync
+        echo "-- reflink: baseline qcow convert -l, run $r/$runs"
+        measure reflink/qcow-convert-baseline -- bash -c 'dotnet "$0" convert -l snapshot.name=sn0 "$1" "$2" && sync' "$baseline" "$rmnt/chain/imageA.qcow2" "$rmnt/export-baseline.qcow2"
+        rm -f "$rmnt/export-baseline.qcow2"
+      fi
       echo "-- reflink: hash the sources once, run $r/$runs"
       measure reflink/hash-sources -- bash -c 'cat "$0"/image?.qcow2 | openssl dgst -sha256 >/dev/null' "$rmnt/chain"
       rm -rf "$rmnt/qcow"; sync

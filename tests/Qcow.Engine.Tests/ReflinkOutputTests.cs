@@ -1,4 +1,5 @@
 using Qcow.Engine.Operations;
+using Qcow.Engine.Writing;
 using Qcow.Testing;
 
 namespace Qcow.Engine.Tests;
@@ -47,6 +48,29 @@ public class ReflinkOutputTests
         }
         // The sources are untouched.
         foreach (var s in sources) Assert.Equal(FileHash.Sha256(plain[s]), FileHash.Sha256(Path.Combine(fs["src"], s)));
+    }
+
+    [SkippableFact]
+    public void An_unhashed_export_where_cloning_is_refused_holds_every_byte()
+    {
+        Qemu.Require();
+        // An unhashed export leaves the clusters it may clone unread; on ext4 every clone is refused and they must be
+        // read then, in every chunk of the output (several here), not only in the one that found cloning refused.
+        using var fs = LoopFileSystem.Create("ext4");
+        using var dir = new TempDir("reflink-refused");
+        string built = new ImageBuilder(dir, seed: 43).Create("image.qcow2", "64M");
+        // 24 MiB of data in pieces of different patterns, a hole between each, then overwritten after the snapshot.
+        for (int i = 0; i < 12; i++) Qemu.Io(built, $"write -q -P {0x11 + i} {i * 4}M 2M");
+        Qemu.Img("snapshot", "-c", "sn0", built);
+        Qemu.Io(built, "write -q -P 0x77 0 8M");
+        string source = fs["image.qcow2"];
+        File.Copy(built, source);
+        string hashed = fs["hashed.qcow2"], unhashed = fs["unhashed.qcow2"];
+        foreach (var (output, hash) in new[] { (hashed, true), (unhashed, false) })
+            ConvertOperation.Run(new ConvertRequest { Source = source, SourceSnapshot = "sn0", Output = output, OutputFormat = "qcow2", ComputeSha256 = hash });
+        Assert.True(new FileInfo(unhashed).Length > 4 * SequentialOutput.ChunkSize, "the export should span several chunks");
+        Assert.True(File.ReadAllBytes(hashed).AsSpan().SequenceEqual(File.ReadAllBytes(unhashed)), "the unhashed export differs from the hashed one");
+        Qemu.AssertClean(unhashed);
     }
 
     /// <summary>Linearizes the chain in <paramref name="src"/> and exports states of it, into <paramref name="outRoot"/>; name -> path.</summary>

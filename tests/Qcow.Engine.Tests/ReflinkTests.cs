@@ -120,6 +120,33 @@ public class ReflinkTests
         if (shares) Assert.Equal(5L * Cluster, LoopFileSystem.SharedBytes(fs["target.bin"]));
     }
 
+    [SkippableTheory]
+    [InlineData("xfs", true)]
+    [InlineData("btrfs", true)]
+    [InlineData("ext4", false)]
+    public void Unfilled_clone_ranges_are_read_from_the_source_when_refused(string kind, bool shares)
+    {
+        using var fs = LoopFileSystem.Create(kind);
+        byte[] src = WriteSource(fs["source.bin"], 8 * Cluster, seed: 8);
+        // The output: 1 written cluster, then source clusters 2..4 that the buffer does not hold (left as 0xEE).
+        byte[] expected = new byte[4 * Cluster];
+        new Random(9).NextBytes(expected.AsSpan(0, Cluster));
+        src.AsSpan(2 * Cluster, 3 * Cluster).CopyTo(expected.AsSpan(Cluster));
+        byte[] data = [.. expected.AsSpan(0, Cluster), .. Enumerable.Repeat((byte)0xEE, 3 * Cluster)];
+        using var source = File.OpenHandle(fs["source.bin"]);
+        var ranges = new CloneRanges();
+        ranges.Add(source, 2 * Cluster, Cluster, 3 * Cluster, unfilled: true);
+
+        bool off = false;
+        long cloned;
+        using (var target = File.OpenHandle(fs["target.bin"], FileMode.CreateNew, FileAccess.ReadWrite))
+            cloned = CloneRanges.Apply(target, 0, data, ranges.Ranges, Cluster, ref off,
+                (at, bytes) => RandomAccess.Write(target, bytes, at));
+        Assert.Equal(expected, File.ReadAllBytes(fs["target.bin"]));
+        Assert.Equal(shares ? 3L * Cluster : 0, cloned);
+        Assert.Equal(!shares, off);
+    }
+
     // An aligned clone of whole clusters is refused and leaves the new target empty.
     private static void AssertNothingCloned(string sourcePath, string targetPath, int seed)
     {

@@ -2,8 +2,13 @@ using Microsoft.Win32.SafeHandles;
 
 namespace Qcow.Engine.IO;
 
-/// <summary><see cref="Length"/> bytes at <see cref="SourceOffset"/> of <see cref="Source"/>, to go to <see cref="TargetOffset"/> of an output.</summary>
-internal readonly record struct CloneRange(SafeFileHandle Source, long SourceOffset, long TargetOffset, long Length);
+/// <summary>
+/// <see cref="Length"/> bytes at <see cref="SourceOffset"/> of <see cref="Source"/>, to go to <see cref="TargetOffset"/>
+/// of an output. <see cref="Unfilled"/>: the output's buffer does not hold them (nothing needed them); they are read
+/// from the source only if the clone is refused.
+/// </summary>
+internal readonly record struct CloneRange(SafeFileHandle Source, long SourceOffset, long TargetOffset, long Length,
+    bool Unfilled = false);
 
 /// <summary>Writes <paramref name="bytes"/> at <paramref name="offset"/> of the output.</summary>
 internal delegate void WriteAt(long offset, ReadOnlySpan<byte> bytes);
@@ -22,10 +27,10 @@ internal sealed class CloneRanges
     public IReadOnlyList<CloneRange> Ranges => _ranges;
 
     /// <summary>Adds a range, merging it into the last one when it continues it.</summary>
-    public void Add(SafeFileHandle source, long sourceOffset, long targetOffset, long length)
+    public void Add(SafeFileHandle source, long sourceOffset, long targetOffset, long length, bool unfilled = false)
     {
         if (length <= 0) return;
-        if (_ranges.Count > 0 && _ranges[^1] is var last && ReferenceEquals(last.Source, source) &&
+        if (_ranges.Count > 0 && _ranges[^1] is var last && ReferenceEquals(last.Source, source) && last.Unfilled == unfilled &&
             last.SourceOffset + last.Length == sourceOffset && last.TargetOffset + last.Length == targetOffset)
         {
             _ranges[^1] = last with { Length = last.Length + length };
@@ -33,7 +38,7 @@ internal sealed class CloneRanges
         }
         if (_ranges.Count > 0 && targetOffset < _ranges[^1].TargetOffset + _ranges[^1].Length)
             throw new ArgumentException("clone ranges must be added in output order, without overlap", nameof(targetOffset));
-        _ranges.Add(new CloneRange(source, sourceOffset, targetOffset, length));
+        _ranges.Add(new CloneRange(source, sourceOffset, targetOffset, length, unfilled));
     }
 
     /// <summary>Forgets every range.</summary>
@@ -43,9 +48,10 @@ internal sealed class CloneRanges
     /// Puts <paramref name="data"/> at <paramref name="offset"/> of <paramref name="target"/>: the parts that
     /// <paramref name="ranges"/> (in output order) cover are cloned, everything else, and any range that cannot be
     /// cloned, goes through <paramref name="write"/>. After the first refusal <paramref name="cloneOff"/> is set and
-    /// nothing more is tried (the file systems do not change under one output). Returns the bytes cloned.
+    /// nothing more is tried (the file systems do not change under one output); an unfilled range is then read from its
+    /// source into <paramref name="data"/> first. Returns the bytes cloned.
     /// </summary>
-    public static long Apply(SafeFileHandle target, long offset, ReadOnlySpan<byte> data, IEnumerable<CloneRange> ranges,
+    public static long Apply(SafeFileHandle target, long offset, Span<byte> data, IEnumerable<CloneRange> ranges,
         int alignment, ref bool cloneOff, WriteAt write)
     {
         long end = offset + data.Length, pos = offset, cloned = 0;
@@ -58,6 +64,7 @@ internal sealed class CloneRanges
             if (cloneOff || !ExtentClone.TryClone(r.Source, r.SourceOffset + (from - r.TargetOffset), target, from, to - from, alignment))
             {
                 cloneOff = true;
+                if (r.Unfilled) Fill(r, from, data[(int)(from - offset)..(int)(to - offset)]);
                 continue;
             }
             if (from > pos) write(pos, data[(int)(pos - offset)..(int)(from - offset)]);
@@ -66,5 +73,18 @@ internal sealed class CloneRanges
         }
         if (pos < end) write(pos, data[(int)(pos - offset)..]);
         return cloned;
+    }
+
+    /// <summary>Reads the source bytes of <paramref name="r"/> for output offsets from <paramref name="from"/> into <paramref name="into"/>.</summary>
+    private static void Fill(in CloneRange r, long from, Span<byte> into)
+    {
+        long at = r.SourceOffset + (from - r.TargetOffset);
+        while (!into.IsEmpty)
+        {
+            int n = RandomAccess.Read(r.Source, into, at);
+            if (n <= 0) throw new IOException("a source ended inside a cluster being copied");
+            into = into[n..];
+            at += n;
+        }
     }
 }

@@ -325,7 +325,8 @@ internal static class DiffWriter
     /// <summary>
     /// Reads guest bytes into the output at a cluster boundary, and tells the writer which of them are whole clusters
     /// of a source file, unchanged (uncompressed data at a cluster-aligned host offset, inside the file): those it may
-    /// clone instead of writing. The bytes are read all the same: the output's hash needs them.
+    /// clone instead of writing. Those are read only when the output needs the bytes (to hash them): otherwise the
+    /// output reads them itself if the clone is refused.
     /// </summary>
     private static void ReadIntoOutput(DiskView view, long offset, Span<byte> buffer, QcowWriter writer)
     {
@@ -334,8 +335,9 @@ internal static class DiffWriter
         {
             var e = view.GetExtent(offset + at, buffer.Length - at);
             int n = (int)e.Length;
-            DiskView.ReadExtent(e, buffer.Slice(at, n));
-            if (at % cs == 0 && Clonable(e, cs)) writer.CloneData(at, e.File!.Handle, (long)e.HostOffset, n);
+            bool unfilled = at % cs == 0 && Clonable(e, cs) &&
+                writer.CloneData(at, e.File!.Handle, (long)e.HostOffset, n, mayLeaveUnfilled: true);
+            if (!unfilled) DiskView.ReadExtent(e, buffer.Slice(at, n));
             at += n;
         }
     }
@@ -345,10 +347,11 @@ internal static class DiffWriter
     {
         int cs = writer.ClusterSize;
         var target = writer.BeginData(cluster, 1, out _);
-        data.CopyTo(target);
-        // The same lookups the read made, now in the L2 tables the views keep.
-        if (data.Length == cs && top.GetExtent(cluster * cs, cs) is var e && e.Length == cs && Clonable(e, cs))
-            writer.CloneData(0, e.File!.Handle, (long)e.HostOffset, cs);
+        // The same lookups the read made, now in the L2 tables the views keep. A clone the output needs no bytes for
+        // spares the copy.
+        bool unfilled = data.Length == cs && top.GetExtent(cluster * cs, cs) is var e && e.Length == cs &&
+            Clonable(e, cs) && writer.CloneData(0, e.File!.Handle, (long)e.HostOffset, cs, mayLeaveUnfilled: true);
+        if (!unfilled) data.CopyTo(target);
         writer.EndData(1, data.Length);
     }
 

@@ -199,10 +199,12 @@ internal sealed class QcowWriter : IClusterSink
     /// <summary>
     /// Says that <paramref name="length"/> bytes at <paramref name="offsetInSpan"/> of the span <see cref="BeginData"/>
     /// gave are whole clusters of <paramref name="source"/> at <paramref name="sourceOffset"/> (cluster-aligned): the
-    /// output may clone them from there (<see cref="SequentialOutput.CloneFrom"/>). They must still be filled.
+    /// output may clone them from there (<see cref="SequentialOutput.CloneFrom"/>). They must still be filled, unless
+    /// <paramref name="mayLeaveUnfilled"/> and this returns true (the output reads them itself if it must write them).
     /// </summary>
-    internal void CloneData(int offsetInSpan, SafeFileHandle source, long sourceOffset, int length) =>
-        _stream.CloneFrom(offsetInSpan, source, sourceOffset, length, _clusterSize);
+    internal bool CloneData(int offsetInSpan, SafeFileHandle source, long sourceOffset, int length,
+        bool mayLeaveUnfilled = false) =>
+        _stream.CloneFrom(offsetInSpan, source, sourceOffset, length, _clusterSize, mayLeaveUnfilled);
 
     /// <summary>Completes the <paramref name="count"/> clusters started by <see cref="BeginData"/>.</summary>
     internal void EndData(int count, int filled)

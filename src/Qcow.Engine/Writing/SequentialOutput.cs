@@ -155,13 +155,18 @@ internal sealed unsafe class SequentialOutput : IDisposable
     /// <see cref="GetSpanUpTo"/> gave, still to be filled with them, are <paramref name="source"/>'s bytes at
     /// <paramref name="sourceOffset"/>: where the file system shares extents (<see cref="ExtentClone"/>) they are cloned
     /// from it instead of written. Offsets and length are multiples of <paramref name="alignment"/>. Ignored for a
-    /// stream and with direct I/O.
+    /// stream and with direct I/O. With <paramref name="mayLeaveUnfilled"/>, returns true when the range is recorded and
+    /// nothing reads the buffer's bytes (no hash): the caller may then leave them unfilled, and they are read from the
+    /// source only if the clone is refused.
     /// </summary>
-    public void CloneFrom(int offsetInSpan, SafeFileHandle source, long sourceOffset, int length, int alignment)
+    public bool CloneFrom(int offsetInSpan, SafeFileHandle source, long sourceOffset, int length, int alignment,
+        bool mayLeaveUnfilled = false)
     {
-        if (_sink is not null || _direct || _cloneOff || !HostPlatform.LinuxCalls) return;
+        if (_sink is not null || _direct || _cloneOff || !HostPlatform.LinuxCalls) return false;
+        bool unfilled = mayLeaveUnfilled && _hash is null;
         _cloneAlignment = alignment;
-        _clones.Add(source, sourceOffset, Position + offsetInSpan, length);
+        _clones.Add(source, sourceOffset, Position + offsetInSpan, length, unfilled);
+        return unfilled;
     }
 
     /// <summary>Takes the <paramref name="length"/> bytes filled through <see cref="GetSpanUpTo"/>.</summary>
@@ -375,8 +380,9 @@ internal sealed unsafe class SequentialOutput : IDisposable
                 TrySetDirect(_handle, false);
             }
         }
-        var bytes = new ReadOnlySpan<byte>((void*)chunk.Buffer, chunk.Length);
-        if (chunk.Clones is { } clones && !_cloneOff)
+        var bytes = new Span<byte>((void*)chunk.Buffer, chunk.Length);
+        // With cloning off, still through Apply: ranges recorded before it went off may be unfilled.
+        if (chunk.Clones is { } clones)
             CloneRanges.Apply(_handle, chunk.Offset, bytes, clones, _cloneAlignment, ref _cloneOff, WriteBuffered);
         else
             WriteBuffered(chunk.Offset, bytes);
