@@ -110,7 +110,8 @@ public sealed class TokenServer : IDisposable
     public void Dispose()
     {
         _listener.Close();
-        try { _loop.Wait(TimeSpan.FromSeconds(10)); } catch (AggregateException) { }
+        // Closing the listener ends the loop's pending accept, so the loop ends without a timeout.
+        try { _loop.Wait(); } catch (AggregateException) { }
         _certificate.Dispose();
         _key.Dispose();
     }
