@@ -89,7 +89,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
         _handle = handle;
         _sink = sink;
         _target = target;
-        _direct = directIo && HostPlatform.LinuxCalls && TrySetDirect(handle, true);
+        _direct = directIo && HostPlatform.LinuxCalls && OutputCalls.TrySetDirect(handle, true);
         if (sha256)
         {
             _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -216,7 +216,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
         }
         ThrowIfFailed();
         // Whoever reads the file through this handle next (a hash read back) must not need aligned buffers.
-        if (_direct) TrySetDirect(_handle, false);
+        if (_direct) OutputCalls.TrySetDirect(_handle, false);
         try
         {
             if (_sink is not null) _sink.Flush();
@@ -377,7 +377,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
             {
                 // Some file systems take the flag but refuse the I/O: go on through the page cache.
                 _direct = false;
-                TrySetDirect(_handle, false);
+                OutputCalls.TrySetDirect(_handle, false);
             }
         }
         var bytes = new Span<byte>((void*)chunk.Buffer, chunk.Length);
@@ -418,16 +418,9 @@ internal sealed unsafe class SequentialOutput : IDisposable
         lock (_writebackLock)
         {
             if (_writebackUnavailable || end - _writebackFrom < WritebackStep) return;
-            try
-            {
-                if (SyncFileRange((int)_handle.DangerousGetHandle(), _writebackFrom, end - _writebackFrom, SyncFileRangeWrite) != 0)
-                    _writebackUnavailable = true;
-                _writebackFrom = end;
-            }
-            catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-            {
+            if (!OutputCalls.TryStartWriteback(_handle, _writebackFrom, end - _writebackFrom))
                 _writebackUnavailable = true;
-            }
+            _writebackFrom = end;
         }
     }
 
@@ -435,11 +428,6 @@ internal sealed unsafe class SequentialOutput : IDisposable
     private bool _writebackUnavailable = !HostPlatform.LinuxCalls;
     private long _writebackFrom;
     private const long WritebackStep = 32L << 20;
-    private const uint SyncFileRangeWrite = 2;
-
-    [DllImport("libc", EntryPoint = "sync_file_range", SetLastError = true)]
-    private static extern int SyncFileRange(int fd, long offset, long nbytes, uint flags);
-
     private void ThrowIfFailed()
     {
         if (Volatile.Read(ref _error) is { } e && e is not OperationCanceledException) throw Failure(e);
@@ -459,26 +447,4 @@ internal sealed unsafe class SequentialOutput : IDisposable
         _slots.Release();
     }
 
-    /// <summary>Turns O_DIRECT on or off for an open file (Linux only); false when the file system does not support it.</summary>
-    private static bool TrySetDirect(SafeFileHandle handle, bool on)
-    {
-        if (!OperatingSystem.IsLinux()) return false;
-        int odirect = RuntimeInformation.ProcessArchitecture is Architecture.Arm64 or Architecture.Arm ? 0x10000 : 0x4000;
-        try
-        {
-            int fd = (int)handle.DangerousGetHandle();
-            int flags = Fcntl(fd, FGetFl, 0);
-            if (flags < 0) return false;
-            return Fcntl(fd, FSetFl, on ? flags | odirect : flags & ~odirect) == 0;
-        }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
-        {
-            return false;
-        }
-    }
-
-    private const int FGetFl = 3, FSetFl = 4;
-
-    [DllImport("libc", EntryPoint = "fcntl", SetLastError = true)]
-    private static extern int Fcntl(int fd, int cmd, int arg);
 }
