@@ -3,20 +3,13 @@ using System.Text.Json;
 
 namespace Qcow.Oci;
 
-/// <summary>A user name and password (or token) for one registry. <see cref="ToString"/> never shows the secret.</summary>
-public sealed record RegistryCredentials(string UserName, string Password)
-{
-    /// <summary>The value of a Basic Authorization header.</summary>
-    internal string BasicParameter => Convert.ToBase64String(Encoding.UTF8.GetBytes($"{UserName}:{Password}"));
-
-    /// <inheritdoc />
-    public override string ToString() => $"{UserName}:***";
-}
-
 /// <summary>
-/// Finds credentials for a registry: <c>QCOW_REGISTRY_USERNAME</c> / <c>QCOW_REGISTRY_PASSWORD</c> first, then
-/// <c>auths.&lt;host&gt;</c> of docker's config.json (<c>$DOCKER_CONFIG/config.json</c>, else
-/// <c>~/.docker/config.json</c>). Credentials are sent only when the registry asks for them.
+/// Finds credentials for a registry, in this order: <c>QCOW_REGISTRY_USERNAME</c> / <c>QCOW_REGISTRY_PASSWORD</c>;
+/// else docker's config.json (<c>$DOCKER_CONFIG/config.json</c>, else <c>~/.docker/config.json</c>) as docker reads
+/// it: the credential helper of <c>credHelpers.&lt;host&gt;</c>, else of <c>credsStore</c>, whose answer is final
+/// (none means anonymous); with no helper for the registry, <c>auths.&lt;host&gt;</c>. Credentials are looked up
+/// only when the registry asks for them. Every variable (PATH for the helpers too) is read through the function
+/// given, never from the process directly.
 /// </summary>
 public sealed class CredentialSource
 {
@@ -35,6 +28,9 @@ public sealed class CredentialSource
 
     /// <summary>Reads variables through <paramref name="environment"/> (tests pass a dictionary).</summary>
     public CredentialSource(Func<string, string?> environment) => _environment = environment;
+
+    /// <summary>How long a credential helper may take to answer before it is stopped and the lookup fails.</summary>
+    public TimeSpan HelperTimeout { get; init; } = TimeSpan.FromMinutes(1);
 
     /// <summary>The credentials for <paramref name="registry"/> (<c>host[:port]</c>), or null for anonymous.</summary>
     public RegistryCredentials? Find(string registry)
@@ -56,37 +52,80 @@ public sealed class CredentialSource
         }
         string path = Path.Combine(folder, "config.json");
         if (!File.Exists(path)) return null;
+        JsonDocument doc;
         try
         {
-            using var doc = JsonDocument.Parse(File.ReadAllBytes(path));
-            if (!doc.RootElement.TryGetProperty("auths", out var auths) || auths.ValueKind != JsonValueKind.Object) return null;
-            foreach (var entry in auths.EnumerateObject())
-            {
-                if (!string.Equals(KeyHost(entry.Name), registry, StringComparison.OrdinalIgnoreCase)) continue;
-                if (entry.Value.ValueKind != JsonValueKind.Object) continue;
-                if (entry.Value.TryGetProperty("auth", out var auth) && auth.ValueKind == JsonValueKind.String && auth.GetString() is { Length: > 0 } a)
-                {
-                    string decoded = Encoding.UTF8.GetString(Convert.FromBase64String(a));
-                    int colon = decoded.IndexOf(':', StringComparison.Ordinal);
-                    // The field's content is a secret: say only which field is wrong.
-                    if (colon <= 0) throw new RegistryException(path, $"auths.{entry.Name}.auth: not base64 of user:password");
-                    return new RegistryCredentials(decoded[..colon], decoded[(colon + 1)..]);
-                }
-                if (entry.Value.TryGetProperty("username", out var u) && u.GetString() is { Length: > 0 } name
-                    && entry.Value.TryGetProperty("password", out var p) && p.GetString() is { } secret)
-                    return new RegistryCredentials(name, secret);
-            }
-            return null;
+            doc = JsonDocument.Parse(File.ReadAllBytes(path));
         }
-        catch (Exception e) when (e is JsonException or FormatException or InvalidOperationException)
+        catch (JsonException)
         {
-            throw new RegistryException(path, "cannot read docker's config.json: not valid JSON with base64 auths");
+            throw new RegistryException(path, "cannot read docker's config.json: not valid JSON");
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             throw new RegistryException(path, $"cannot read: {e.Message}");
         }
+        using (doc)
+        {
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new RegistryException(path, "cannot read docker's config.json: not a JSON object");
+            if (Helper(doc.RootElement, registry, path) is { } helper) return helper.Get(registry);
+            return FromAuths(doc.RootElement, registry, path);
+        }
     }
+
+    /// <summary>
+    /// The helper docker would ask: <c>credHelpers</c>' entry for the registry, else <c>credsStore</c>. An entry
+    /// whose value is empty means "no helper for this registry" (the auths), as in docker.
+    /// </summary>
+    private CredentialHelper? Helper(JsonElement root, string registry, string path)
+    {
+        if (root.TryGetProperty("credHelpers", out var helpers) && helpers.ValueKind == JsonValueKind.Object)
+            foreach (var entry in helpers.EnumerateObject())
+                if (string.Equals(KeyHost(entry.Name), registry, StringComparison.OrdinalIgnoreCase))
+                    return Named(entry.Value, $"credHelpers.{entry.Name} in {path}", path);
+        return root.TryGetProperty("credsStore", out var store) ? Named(store, $"credsStore in {path}", path) : null;
+    }
+
+    private CredentialHelper? Named(JsonElement value, string configuredBy, string path)
+    {
+        if (value.ValueKind != JsonValueKind.String) throw new RegistryException(path, $"{configuredBy.Split(' ')[0]}: not a string");
+        string name = value.GetString()!;
+        return name.Length == 0 ? null : new CredentialHelper(name, _environment("PATH"), HelperTimeout, configuredBy);
+    }
+
+    private static RegistryCredentials? FromAuths(JsonElement root, string registry, string path)
+    {
+        if (!root.TryGetProperty("auths", out var auths) || auths.ValueKind != JsonValueKind.Object) return null;
+        foreach (var entry in auths.EnumerateObject())
+        {
+            if (!string.Equals(KeyHost(entry.Name), registry, StringComparison.OrdinalIgnoreCase)) continue;
+            if (entry.Value.ValueKind != JsonValueKind.Object) continue;
+            // `az acr login` and others store an identity token (an OAuth2 refresh token) instead of a password.
+            if (Text(entry.Value, "identitytoken") is { Length: > 0 } identity)
+                return new RegistryCredentials(RegistryCredentials.IdentityTokenUser, identity);
+            if (Text(entry.Value, "auth") is { Length: > 0 } a)
+            {
+                string? decoded = null;
+                try
+                {
+                    decoded = Encoding.UTF8.GetString(Convert.FromBase64String(a));
+                }
+                catch (FormatException)
+                {
+                }
+                int colon = decoded?.IndexOf(':', StringComparison.Ordinal) ?? -1;
+                // The field's content is a secret: say only which field is wrong.
+                if (colon <= 0) throw new RegistryException(path, $"auths.{entry.Name}.auth: not base64 of user:password");
+                return new RegistryCredentials(decoded![..colon], decoded[(colon + 1)..]);
+            }
+            if (Text(entry.Value, "username") is { Length: > 0 } name && Text(entry.Value, "password") is { } secret)
+                return new RegistryCredentials(name, secret);
+        }
+        return null;
+    }
+
+    private static string? Text(JsonElement entry, string property) =>
+        entry.TryGetProperty(property, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString() : null;
 
     /// <summary>docker writes keys as <c>host</c>, <c>https://host</c> or <c>https://host/v1/</c>.</summary>
     private static string KeyHost(string key)

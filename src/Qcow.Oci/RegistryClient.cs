@@ -17,8 +17,11 @@ public sealed class RegistryClient : IDisposable
     private readonly RegistryOptions _options;
     private readonly RetryPolicy _retry;
     private readonly Lazy<RegistryCredentials?> _credentials;
-    private AuthenticationHeaderValue? _authorization;
+    // Blobs upload concurrently: the authorization in use and the tokens per scope are shared, and one challenge at a
+    // time is answered (a second request refused with the same authorization takes the token the first one fetched).
+    private volatile AuthenticationHeaderValue? _authorization;
     private readonly Dictionary<string, AuthenticationHeaderValue> _tokens = new(StringComparer.Ordinal);
+    private readonly SemaphoreSlim _challenge = new(1, 1);
 
     /// <summary>A client for <paramref name="registry"/> (<c>host[:port]</c>).</summary>
     public RegistryClient(string registry, RegistryOptions options)
@@ -59,6 +62,7 @@ public sealed class RegistryClient : IDisposable
         {
             using var request = make();
             request.Headers.Authorization ??= _authorization;
+            var sent = request.Headers.Authorization;
             HttpResponseMessage response;
             try
             {
@@ -77,7 +81,7 @@ public sealed class RegistryClient : IDisposable
                 throw new RegistryException(subject, $"cannot reach {Registry}: {Describe(e)}", e);
             }
             if (response.StatusCode == HttpStatusCode.Unauthorized && !answered
-                && await AnswerChallengeAsync(response, subject, cancel).ConfigureAwait(false))
+                && await AnswerChallengeAsync(response, sent, subject, cancel).ConfigureAwait(false))
             {
                 answered = true;
                 response.Dispose();
@@ -115,32 +119,46 @@ public sealed class RegistryClient : IDisposable
         location is null ? throw new RegistryException(subject, "the registry sent no Location for the upload")
             : location.IsAbsoluteUri ? location : new Uri(BaseUri, location);
 
-    private async Task<bool> AnswerChallengeAsync(HttpResponseMessage response, string subject, CancellationToken cancel)
+    private async Task<bool> AnswerChallengeAsync(HttpResponseMessage response, AuthenticationHeaderValue? sent, string subject, CancellationToken cancel)
     {
         var challenges = response.Headers.WwwAuthenticate.SelectMany(h => AuthChallenge.Parse(h.ToString())).ToList();
-        var credentials = _credentials.Value;
-        if (challenges.FirstOrDefault(c => c.Scheme.Equals("Bearer", StringComparison.OrdinalIgnoreCase)) is { } bearer)
+        await _challenge.WaitAsync(cancel).ConfigureAwait(false);
+        try
         {
-            string scope = bearer["scope"] ?? "";
-            if (_tokens.TryGetValue(scope, out var cached) && !Equals(cached, _authorization))
+            var credentials = _credentials.Value;
+            if (challenges.FirstOrDefault(c => c.Scheme.Equals("Bearer", StringComparison.OrdinalIgnoreCase)) is { } bearer)
             {
-                _authorization = cached;
+                string scope = bearer["scope"] ?? "";
+                if (_tokens.TryGetValue(scope, out var cached) && !Equals(cached, sent))
+                {
+                    _authorization = cached;
+                    return true;
+                }
+                var token = await FetchTokenAsync(bearer, credentials, subject, cancel).ConfigureAwait(false);
+                _tokens[scope] = token;
+                _authorization = token;
                 return true;
             }
-            _authorization = await FetchTokenAsync(bearer, credentials, subject, cancel).ConfigureAwait(false);
-            _tokens[scope] = _authorization;
-            return true;
+            // Basic needs a user and a password: an identity token is only good for the token endpoint (as in docker).
+            if (challenges.Any(c => c.Scheme.Equals("Basic", StringComparison.OrdinalIgnoreCase)) && credentials is { IsIdentityToken: false }
+                && sent?.Scheme != "Basic")
+            {
+                _authorization = new AuthenticationHeaderValue("Basic", credentials.BasicParameter);
+                return true;
+            }
+            return false;
         }
-        if (challenges.Any(c => c.Scheme.Equals("Basic", StringComparison.OrdinalIgnoreCase)) && credentials is not null
-            && _authorization?.Scheme != "Basic")
+        finally
         {
-            _authorization = new AuthenticationHeaderValue("Basic", credentials.BasicParameter);
-            return true;
+            _challenge.Release();
         }
-        return false;
     }
 
-    /// <summary>The token handshake: GET realm?service=…&amp;scope=… (with Basic credentials if any) → token.</summary>
+    /// <summary>
+    /// The token handshake: GET realm?service=…&amp;scope=… (with Basic credentials if any) → token; with an identity
+    /// token, the OAuth2 refresh-token grant instead, as docker does: POST realm with grant_type=refresh_token,
+    /// refresh_token, service, scope and client_id → access_token.
+    /// </summary>
     private async Task<AuthenticationHeaderValue> FetchTokenAsync(AuthChallenge bearer, RegistryCredentials? credentials, string subject, CancellationToken cancel)
     {
         string realm = bearer["realm"] ?? throw new RegistryException(subject, $"{Registry} asked for a bearer token without a realm");
@@ -153,12 +171,14 @@ public sealed class RegistryClient : IDisposable
         var uri = new UriBuilder(realmUri) { Query = string.Join('&', query) }.Uri;
         using var response = await SendPlainAsync(() =>
         {
+            if (credentials is { IsIdentityToken: true })
+                return new HttpRequestMessage(HttpMethod.Post, realmUri) { Content = new FormUrlEncodedContent(RefreshGrant(bearer, credentials.Password)) };
             var request = new HttpRequestMessage(HttpMethod.Get, uri);
             if (credentials is not null) request.Headers.Authorization = new AuthenticationHeaderValue("Basic", credentials.BasicParameter);
             return request;
         }, subject, cancel).ConfigureAwait(false);
         if (!response.IsSuccessStatusCode)
-            throw new RegistryException(subject, $"token request to {realmUri.GetLeftPart(UriPartial.Path)} failed: {(int)response.StatusCode} {response.ReasonPhrase}"
+            throw new RegistryException(subject, $"{(credentials is { IsIdentityToken: true } ? "identity token (refresh_token grant) " : "")}token request to {realmUri.GetLeftPart(UriPartial.Path)} failed: {(int)response.StatusCode} {response.ReasonPhrase}"
                 + (credentials is null ? $" (no credentials: set {CredentialSource.UserNameVariable}/{CredentialSource.PasswordVariable} or log in with docker)" : ""));
         try
         {
@@ -172,6 +192,15 @@ public sealed class RegistryClient : IDisposable
         {
             throw new RegistryException(subject, "the token server's answer is not JSON");
         }
+    }
+
+    /// <summary>The form of the OAuth2 refresh-token grant (docker's fields; the client is named qcow).</summary>
+    private static List<KeyValuePair<string, string>> RefreshGrant(AuthChallenge bearer, string refreshToken)
+    {
+        var form = new List<KeyValuePair<string, string>> { new("grant_type", "refresh_token"), new("refresh_token", refreshToken), new("client_id", "qcow") };
+        if (bearer["service"] is { } service) form.Add(new("service", service));
+        if (bearer["scope"] is { Length: > 0 } scope) form.Add(new("scope", scope));
+        return form;
     }
 
     /// <summary>A request outside the registry's authentication (the token realm), with the same retries.</summary>
@@ -254,5 +283,9 @@ public sealed class RegistryClient : IDisposable
     };
 
     /// <inheritdoc />
-    public void Dispose() => _http.Dispose();
+    public void Dispose()
+    {
+        _http.Dispose();
+        _challenge.Dispose();
+    }
 }

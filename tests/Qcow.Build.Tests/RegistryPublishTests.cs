@@ -198,6 +198,23 @@ public sealed partial class RegistryPublishTests(SeedChain seed, PackedSdk sdk, 
         Assert.Contains(tokens.Tokens!.Issued, s => s.StartsWith("repository:images:", StringComparison.Ordinal) && s.Contains("push", StringComparison.Ordinal));
         Assert.DoesNotContain(RegistryServer.Password, output, StringComparison.Ordinal);
         Assert.DoesNotContain("eyJ", output, StringComparison.Ordinal); // no JWT
+
+        // docker's credsStore: the helper answers an identity token, which the task trades for a token with the
+        // refresh-token grant; neither it nor a token appears at -v:diag.
+        string helpers = _dir["helpers"];
+        FakeCredentialHelper.Answering(helpers, "vault", RegistryCredentials.IdentityTokenUser, TokenServer.IdentityToken);
+        var fromHelper = new Dictionary<string, string>
+        {
+            ["DOCKER_CONFIG"] = FakeCredentialHelper.DockerConfig(_dir["docker-helper"], """{ "credsStore": "vault" }"""),
+            ["PATH"] = FakeCredentialHelper.SearchPath(helpers),
+        };
+        (code, output) = Publish(proj, fromHelper, $"-p:QcowRegistry={tokens.Host}", "-v:diag");
+        Assert.True(code == 0, output + tokens.Log);
+        Assert.Matches($"images -> {Regex.Escape(tokens.Host)}/images@sha256:[0-9a-f]{{64}} \\(tags 1\\.0\\.0; 0 blobs uploaded", output);
+        Assert.Equal(tokens.Host, FakeCredentialHelper.Asked(helpers, "vault"));
+        Assert.True(tokens.Tokens.RefreshGrants > 0);
+        Assert.DoesNotContain(TokenServer.IdentityToken, output, StringComparison.Ordinal);
+        Assert.DoesNotContain("eyJ", output, StringComparison.Ordinal);
     }
 
     [SkippableFact]

@@ -82,8 +82,7 @@ public sealed class ParsingTests
         File.WriteAllText(dir["config.json"], """
             { "auths": { "https://index.docker.io/v1/": { "auth": "ZG9jazpodWI=" },
                          "reg.example:5000": { "auth": "dXNlcjpwYTpzcw==" },
-                         "other.example": { "username": "u2", "password": "p2" } },
-              "credsStore": "desktop" }
+                         "other.example": { "username": "u2", "password": "p2" } } }
             """);
         var vars = new Dictionary<string, string?> { ["DOCKER_CONFIG"] = dir.Path };
         var source = new CredentialSource(n => vars.GetValueOrDefault(n));

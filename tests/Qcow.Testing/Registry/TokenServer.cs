@@ -54,6 +54,14 @@ public sealed class TokenServer : IDisposable
     /// <summary>Scopes of every token issued, in order.</summary>
     public ConcurrentQueue<string> Issued { get; } = new();
 
+    /// <summary>The identity token (OAuth2 refresh token) the server accepts in the refresh-token grant.</summary>
+    public const string IdentityToken = "idt-Refresh-7c1e-not-for-logs";
+
+    /// <summary>Tokens issued through the refresh-token grant.</summary>
+    public int RefreshGrants => _refreshGrants;
+
+    private int _refreshGrants;
+
     /// <summary>Requests refused for missing or wrong credentials.</summary>
     public int Refused => _refused;
 
@@ -73,16 +81,37 @@ public sealed class TokenServer : IDisposable
                 return;
             }
             using var response = context.Response;
-            string expected = "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{_user}:{_password}"));
-            if (context.Request.Headers["Authorization"] != expected || context.Request.QueryString["service"] != Service)
+            string[] scopes;
+            object answer;
+            if (context.Request.HttpMethod == "POST")
             {
-                Interlocked.Increment(ref _refused);
-                response.StatusCode = 401;
-                continue;
+                // The OAuth2 refresh-token grant (docker's, with an identity token): form fields, access_token back.
+                using var reader = new StreamReader(context.Request.InputStream, Encoding.UTF8);
+                var form = System.Web.HttpUtility.ParseQueryString(await reader.ReadToEndAsync());
+                if (form["grant_type"] != "refresh_token" || form["refresh_token"] != IdentityToken || form["service"] != Service || string.IsNullOrEmpty(form["client_id"]))
+                {
+                    Interlocked.Increment(ref _refused);
+                    response.StatusCode = 401;
+                    continue;
+                }
+                scopes = (form["scope"] ?? "").Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                Interlocked.Increment(ref _refreshGrants);
+                answer = new { access_token = Jwt(scopes), expires_in = 300, scope = form["scope"] };
             }
-            string[] scopes = context.Request.QueryString.GetValues("scope") ?? [];
+            else
+            {
+                string expected = "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes($"{_user}:{_password}"));
+                if (context.Request.Headers["Authorization"] != expected || context.Request.QueryString["service"] != Service)
+                {
+                    Interlocked.Increment(ref _refused);
+                    response.StatusCode = 401;
+                    continue;
+                }
+                scopes = context.Request.QueryString.GetValues("scope") ?? [];
+                answer = new { token = Jwt(scopes), expires_in = 300 };
+            }
             Issued.Enqueue(string.Join(' ', scopes));
-            byte[] body = JsonSerializer.SerializeToUtf8Bytes(new { token = Jwt(scopes), expires_in = 300 });
+            byte[] body = JsonSerializer.SerializeToUtf8Bytes(answer);
             response.ContentType = "application/json";
             await response.OutputStream.WriteAsync(body);
         }
