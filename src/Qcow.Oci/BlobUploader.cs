@@ -1,5 +1,4 @@
 using System.Net;
-using Qcow.Engine.Operations;
 
 namespace Qcow.Oci;
 
@@ -24,7 +23,8 @@ internal sealed class BlobUploader(RegistryClient client, string repository)
 {
     private readonly RegistryOptions _options = client.Options;
 
-    public async Task<BlobOutcome> PushAsync(BlobSource blob, IReadOnlyList<string> mountFrom, CancellationToken cancel)
+    /// <summary>Pushes <paramref name="blob"/>, reporting its bytes sent so far to <paramref name="sent"/>.</summary>
+    public async Task<BlobOutcome> PushAsync(BlobSource blob, IReadOnlyList<string> mountFrom, Action<long>? sent, CancellationToken cancel)
     {
         if (await ExistsAsync(blob, cancel).ConfigureAwait(false)) return BlobOutcome.Skipped;
         Uri? location = null;
@@ -44,11 +44,11 @@ internal sealed class BlobUploader(RegistryClient client, string repository)
                 location = null;
             }
         }
-        await UploadAsync(blob, location, cancel).ConfigureAwait(false);
+        await UploadAsync(blob, location, sent, cancel).ConfigureAwait(false);
         return BlobOutcome.Uploaded;
     }
 
-    private async Task UploadAsync(BlobSource blob, Uri? location, CancellationToken cancel)
+    private async Task UploadAsync(BlobSource blob, Uri? location, Action<long>? sent, CancellationToken cancel)
     {
         long size = blob.Descriptor.Size;
         bool chunked = size > _options.ChunkSize;
@@ -61,7 +61,7 @@ internal sealed class BlobUploader(RegistryClient client, string repository)
                 location ??= await StartAsync(blob, cancel).ConfigureAwait(false);
                 if (!chunked)
                 {
-                    await FinishAsync(blob, location, withBody: true, cancel).ConfigureAwait(false);
+                    await FinishAsync(blob, location, withBody: true, sent, cancel).ConfigureAwait(false);
                     return;
                 }
                 while (offset < size)
@@ -70,7 +70,7 @@ internal sealed class BlobUploader(RegistryClient client, string repository)
                     long start = offset;
                     using var response = await client.SendAsync(() =>
                     {
-                        var content = blob.Content(start, length, Sent(blob, start));
+                        var content = blob.Content(start, length, Offset(sent, start));
                         content.Headers.ContentType = new("application/octet-stream");
                         content.Headers.TryAddWithoutValidation("Content-Range", $"{start}-{start + length - 1}");
                         return new HttpRequestMessage(HttpMethod.Patch, location) { Content = content };
@@ -80,7 +80,7 @@ internal sealed class BlobUploader(RegistryClient client, string repository)
                     location = client.Resolve(response.Headers.Location, blob.Name);
                     offset += length;
                 }
-                await FinishAsync(blob, location, withBody: false, cancel).ConfigureAwait(false);
+                await FinishAsync(blob, location, withBody: false, null, cancel).ConfigureAwait(false);
                 return;
             }
             catch (TransientFailure e)
@@ -120,12 +120,12 @@ internal sealed class BlobUploader(RegistryClient client, string repository)
     }
 
     /// <summary>PUT …?digest= with the last bytes (or none): the registry checks the digest and commits the blob.</summary>
-    private async Task FinishAsync(BlobSource blob, Uri location, bool withBody, CancellationToken cancel)
+    private async Task FinishAsync(BlobSource blob, Uri location, bool withBody, Action<long>? sent, CancellationToken cancel)
     {
         var uri = new UriBuilder(location) { Query = Query(location, "digest", blob.Descriptor.Digest) }.Uri;
         using var response = await client.SendAsync(() =>
         {
-            HttpContent content = withBody ? blob.Content(0, blob.Descriptor.Size, Sent(blob, 0)) : new ByteArrayContent([]);
+            HttpContent content = withBody ? blob.Content(0, blob.Descriptor.Size, sent) : new ByteArrayContent([]);
             content.Headers.ContentType = new("application/octet-stream");
             return new HttpRequestMessage(HttpMethod.Put, uri) { Content = content };
         }, blob.Name, cancel, retry: false).ConfigureAwait(false);
@@ -142,8 +142,7 @@ internal sealed class BlobUploader(RegistryClient client, string repository)
         return true;
     }
 
-    private Action<long>? Sent(BlobSource blob, long start) =>
-        _options.Progress is { } progress ? n => progress(new ProgressInfo(start + n, blob.Descriptor.Size, $"pushing {blob.Name}")) : null;
+    private static Action<long>? Offset(Action<long>? sent, long start) => sent is null ? null : n => sent(start + n);
 
     private static string Query(Uri location, string name, string value)
     {

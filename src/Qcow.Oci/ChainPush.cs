@@ -43,6 +43,8 @@ public static class ChainPush
         foreach (string tag in tags) ImageReference.Parse($"{reference.Registry}/{reference.Repository}:{tag}");
         if (tags.Count == 0) tags.Add("latest");
         foreach (string from in request.MountFrom) ImageReference.Parse($"{reference.Registry}/{from}");
+        if (options.MaxConcurrentUploads < 1)
+            throw new RegistryException(reference.ToString(), $"at least one upload at a time is needed, not {options.MaxConcurrentUploads}");
 
         var blobs = ReadChain(request.Folder, options.Progress, cancel);
         var manifest = new ArtifactManifest(MediaTypes.Chain, ArtifactManifest.EmptyConfig, blobs.Select(b => b.Descriptor).ToList());
@@ -50,19 +52,15 @@ public static class ChainPush
         string digest = Digests.Of(manifestBytes);
 
         using var client = new RegistryClient(reference.Registry, options);
-        var uploader = new BlobUploader(client, reference.Repository);
-        int uploaded = 0, skipped = 0, mounted = 0;
-        long bytes = 0;
-        var config = new BlobSource(ArtifactManifest.EmptyConfig, null, ArtifactManifest.EmptyConfigBytes);
-        foreach (var blob in blobs.Prepend(config))
-        {
-            switch (await uploader.PushAsync(blob, request.MountFrom, cancel).ConfigureAwait(false))
-            {
-                case BlobOutcome.Uploaded: uploaded++; bytes += blob.Descriptor.Size; break;
-                case BlobOutcome.Skipped: skipped++; break;
-                case BlobOutcome.Mounted: mounted++; break;
-            }
-        }
+        var all = blobs.Prepend(new BlobSource(ArtifactManifest.EmptyConfig, null, ArtifactManifest.EmptyConfigBytes)).ToList();
+        var progress = new PushProgress(options.Progress, all, $"pushing {all.Count} blobs to {reference}");
+        var outcomes = await PushBlobsAsync(new BlobUploader(client, reference.Repository), all, request.MountFrom, progress,
+            options.MaxConcurrentUploads, cancel).ConfigureAwait(false);
+        int uploaded = outcomes.Count(o => o == BlobOutcome.Uploaded);
+        int skipped = outcomes.Count(o => o == BlobOutcome.Skipped);
+        int mounted = outcomes.Count(o => o == BlobOutcome.Mounted);
+        long bytes = all.Where((_, i) => outcomes[i] == BlobOutcome.Uploaded).Sum(b => b.Descriptor.Size);
+        // The manifest goes last, only once every blob it names is in the registry: a tag never points at a gap.
         foreach (string tag in tags)
         {
             string subject = reference.WithTag(tag).ToString();
@@ -76,6 +74,40 @@ public static class ChainPush
                 throw new RegistryException(subject, $"the registry stored the manifest as {said.First()}, not {digest}");
         }
         return new PushResult(reference.WithTag(tags[0]), digest, tags, uploaded, skipped, mounted, bytes);
+    }
+
+    /// <summary>
+    /// Pushes <paramref name="blobs"/>, at most <paramref name="concurrency"/> at a time, taken in order. The first
+    /// failure cancels the uploads in flight and starts no other; it alone is thrown (what it cancelled is not).
+    /// </summary>
+    private static async Task<BlobOutcome[]> PushBlobsAsync(BlobUploader uploader, List<BlobSource> blobs, IReadOnlyList<string> mountFrom,
+        PushProgress progress, int concurrency, CancellationToken cancel)
+    {
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        var outcomes = new BlobOutcome[blobs.Count];
+        Exception? first = null;
+        int next = -1;
+        async Task WorkAsync()
+        {
+            for (int i = Interlocked.Increment(ref next); i < blobs.Count && !stop.IsCancellationRequested; i = Interlocked.Increment(ref next))
+            {
+                try
+                {
+                    outcomes[i] = await uploader.PushAsync(blobs[i], mountFrom, progress.For(i), stop.Token).ConfigureAwait(false);
+                    progress.Finished(i);
+                }
+                catch (Exception e)
+                {
+                    if (e is not OperationCanceledException || !stop.IsCancellationRequested) Interlocked.CompareExchange(ref first, e, null);
+                    await stop.CancelAsync().ConfigureAwait(false);
+                    return;
+                }
+            }
+        }
+        await Task.WhenAll(Enumerable.Range(0, Math.Min(concurrency, blobs.Count)).Select(_ => Task.Run(WorkAsync, CancellationToken.None))).ConfigureAwait(false);
+        cancel.ThrowIfCancellationRequested();
+        if (first is not null) System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(first);
+        return outcomes;
     }
 
     /// <summary>The blobs of a chain folder, layers bottom first and chain.json last, each verified against chain.json.</summary>

@@ -82,7 +82,7 @@ public sealed class AuthTests
 
         var push = QcowProcess.RunWith(env, "push", "-p", "--chunk-size", "8k", chain, $"{registry.Host}/tok/chain:v1");
         Assert.True(push.ExitCode == 0, push + registry.Log);
-        Assert.Contains("pushing layer0.qcow2", push.StdErr); // -p shows progress
+        Assert.Contains($"pushing 4 blobs to {registry.Host}/tok/chain:v1", push.StdErr); // -p shows progress, one line for all blobs
         var pull = QcowProcess.RunWith(env, "pull", $"{registry.Host}/tok/chain:v1", dir["pulled"]);
         Assert.True(pull.ExitCode == 0, pull + registry.Log);
         Chains.AssertSameFiles(chain, dir["pulled"]);

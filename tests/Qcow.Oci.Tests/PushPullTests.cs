@@ -120,7 +120,8 @@ public sealed class PushPullTests(RegistryFixture fixture) : IClassFixture<Regis
                     return Interlocked.Increment(ref puts) == 1 ? Fault.Reply(HttpStatusCode.BadGateway) : Fault.None;
                 return Fault.None;
             },
-        }) with { ChunkSize = 4096, Delay = (d, _) => { delays.Add(d); return Task.CompletedTask; } };
+        }) with { ChunkSize = 4096, MaxConcurrentUploads = 1, Delay = (d, _) => { delays.Add(d); return Task.CompletedTask; } };
+        // One blob at a time: the faults above count PATCHes and PUTs over the whole push.
 
         var result = await ChainPush.RunAsync(new PushRequest { Folder = chain, Reference = registry.Ref("chunks/test:v1") }, options);
         Assert.Equal(4, result.BlobsUploaded);
@@ -148,11 +149,111 @@ public sealed class PushPullTests(RegistryFixture fixture) : IClassFixture<Regis
         string chain = Chains.Synthetic(dir["chain"], seed: 3, 1000);
         var delays = new List<TimeSpan>();
         var options = registry.Options(wrap: h => new FaultHandler(h) { Decide = (_, _) => Fault.Reply(HttpStatusCode.ServiceUnavailable) })
-            with { MaxRetries = 4, Delay = (d, _) => { delays.Add(d); return Task.CompletedTask; } };
+            with { MaxRetries = 4, MaxConcurrentUploads = 1, Delay = (d, _) => { delays.Add(d); return Task.CompletedTask; } };
         var e = await Assert.ThrowsAsync<RegistryException>(() =>
             ChainPush.RunAsync(new PushRequest { Folder = chain, Reference = registry.Ref("down/test:v1") }, options));
         Assert.Contains("503", e.Message);
         Assert.Equal(new[] { 500, 1000, 2000, 4000 }, delays.Select(d => (int)d.TotalMilliseconds));
+    }
+
+    [SkippableFact]
+    public async Task Concurrent_uploads_overlap_report_one_progress_line_and_give_the_same_manifest_as_one_at_a_time()
+    {
+        var registry = fixture.Server;
+        using var dir = new TempDir();
+        string chain = Chains.Seed(dir["chain"]);
+        var one = await ChainPush.RunAsync(new PushRequest { Folder = chain, Reference = registry.Ref("concurrent/one:v1") },
+            registry.Options() with { MaxConcurrentUploads = 1 });
+
+        // The first two blob uploads (PUT …?digest=) wait for each other: only concurrent uploads get past. A push
+        // that uploaded one at a time would wait for ever; the bound below only turns that hang into a failure.
+        var bothInFlight = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        int uploads = 0, inCallback = 0, overlappingCallbacks = 0;
+        var reports = new List<Qcow.Engine.Operations.ProgressInfo>();
+        var options = registry.Options(wrap: h => new FaultHandler(h)
+        {
+            Before = async (r, cancel) =>
+            {
+                if (r.Method != HttpMethod.Put || !r.RequestUri!.Query.Contains("digest=", StringComparison.Ordinal)) return;
+                int n = Interlocked.Increment(ref uploads);
+                if (n == 2) bothInFlight.SetResult();
+                if (n <= 2) await bothInFlight.Task.WaitAsync(cancel);
+            },
+        }) with
+        {
+            MaxConcurrentUploads = 4,
+            Progress = p =>
+            {
+                if (Interlocked.Increment(ref inCallback) > 1) Interlocked.Increment(ref overlappingCallbacks);
+                reports.Add(p);
+                Interlocked.Decrement(ref inCallback);
+            },
+        };
+        var four = await ChainPush.RunAsync(new PushRequest { Folder = chain, Reference = registry.Ref("concurrent/four:v1") }, options)
+            .WaitAsync(TimeSpan.FromMinutes(2));
+
+        Assert.Equal(one.Digest, four.Digest); // the manifest's bytes do not depend on the order uploads finish in
+        Assert.Equal((9, 9), (one.BlobsUploaded, four.BlobsUploaded));
+        Assert.Equal(9, uploads);
+        // After the layers are verified one by one, one progress line over all blobs: one stage, the callback never
+        // entered twice at once, ending at the total.
+        Assert.Equal(0, overlappingCallbacks);
+        var pushing = reports.SkipWhile(r => r.Stage.StartsWith("verifying ", StringComparison.Ordinal)).ToList();
+        Assert.Equal($"pushing 9 blobs to {registry.Host}/concurrent/four:v1", Assert.Single(pushing.Select(r => r.Stage).Distinct()));
+        long total = Directory.GetFiles(chain).Sum(f => new FileInfo(f).Length) + 2; // the layers, chain.json, the empty config
+        Assert.Equal(total, reports[^1].Total);
+        Assert.Equal(total, reports[^1].Done);
+        var pulled = await ChainPull.RunAsync(new PullRequest { Reference = registry.Ref("concurrent/four:v1"), Folder = dir["pulled"] }, registry.Options());
+        Chains.AssertSameFiles(chain, dir["pulled"]);
+    }
+
+    [SkippableFact]
+    public async Task A_failed_blob_cancels_the_uploads_in_flight_and_is_the_one_error_and_no_manifest_is_put()
+    {
+        var registry = fixture.Server;
+        using var dir = new TempDir();
+        string chain = Chains.Synthetic(dir["chain"], seed: 9, 9_000, 8_000, 7_000, 6_000, 5_000, 4_000, 3_000);
+        var layers = ChainManifest.Read(Path.Combine(chain, "chain.json")).Layers.Select(l => "sha256:" + l.Sha256).ToList();
+        // layer0's upload is held until the push cancels it; layer1's (the second layer) is refused with a 403 once
+        // layer0's is held, so the refusal always finds an upload in flight to cancel.
+        bool layer0Cancelled = false;
+        var layer0Held = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        FaultHandler? faults = null;
+        bool Uploads(HttpRequestMessage r, string digest) =>
+            r.Method == HttpMethod.Put && r.RequestUri!.Query.Contains(Uri.EscapeDataString(digest), StringComparison.Ordinal);
+        var options = registry.Options(wrap: h => faults = new FaultHandler(h)
+        {
+            Before = async (r, cancel) =>
+            {
+                if (Uploads(r, layers[1])) await layer0Held.Task.WaitAsync(cancel);
+                if (!Uploads(r, layers[0])) return;
+                try
+                {
+                    layer0Held.SetResult();
+                    await Task.Delay(Timeout.Infinite, cancel);
+                }
+                catch (OperationCanceledException)
+                {
+                    layer0Cancelled = true;
+                    throw;
+                }
+            },
+            Decide = (r, _) => Uploads(r, layers[1]) ? Fault.Reply(HttpStatusCode.Forbidden) : Fault.None,
+        }) with { MaxConcurrentUploads = 3 };
+
+        var e = await Assert.ThrowsAsync<RegistryException>(() =>
+            ChainPush.RunAsync(new PushRequest { Folder = chain, Reference = registry.Ref("failing/push:v1") }, options).WaitAsync(TimeSpan.FromMinutes(2)));
+        Assert.Equal("layer1.qcow2", e.FilePath);
+        Assert.Contains("403", e.Message);
+        Assert.True(layer0Cancelled);
+        Assert.DoesNotContain(faults!.Seen, s => s.Contains("/manifests/", StringComparison.Ordinal));
+        using var http = new HttpClient();
+        Assert.Equal(HttpStatusCode.NotFound, (await http.GetAsync($"http://{registry.Host}/v2/failing/push/manifests/v1")).StatusCode);
+
+        // The CLI refuses a concurrency below one before anything is sent.
+        var cli = QcowProcess.RunWith(null, "push", "--concurrency", "0", chain, $"{registry.Host}/failing/push:v1");
+        Assert.Equal(1, cli.ExitCode);
+        Assert.Equal("qcow: --concurrency 0: not a number from 1 to 64", cli.StdErr.Trim());
     }
 
     [SkippableFact]

@@ -12,6 +12,9 @@ public sealed class FaultHandler(HttpMessageHandler inner) : DelegatingHandler(i
     /// <summary>What to do with the n-th request (0-based) of a method and path.</summary>
     public Func<HttpRequestMessage, int, Fault> Decide { get; set; } = (_, _) => Fault.None;
 
+    /// <summary>Awaited before <see cref="Decide"/>, with the request's cancellation: holds a request (null: none).</summary>
+    public Func<HttpRequestMessage, CancellationToken, Task>? Before { get; set; }
+
     /// <summary>Every request seen, as "METHOD path".</summary>
     public List<string> Seen { get; } = [];
 
@@ -25,6 +28,7 @@ public sealed class FaultHandler(HttpMessageHandler inner) : DelegatingHandler(i
             Seen.Add($"{request.Method} {request.RequestUri!.AbsolutePath}");
             n = _count++;
         }
+        if (Before is { } before) await before(request, cancel);
         var fault = Decide(request, n);
         switch (fault.Kind)
         {
