@@ -166,8 +166,8 @@ public class LinearizeTests
         long read = byName["imageC.qcow2"].Stats!.BytesRead;
         Assert.True(read > 0 && read <= bound, $"read {read}, allocated data of both states {bound}");
 
-        var json = File.ReadAllText(result.ChainJsonPath);
-        Assert.Contains("\"bytesRead\": 0", json);
+        // chain.json records the layers, not the work done: how much was read depends on how the diff reads.
+        Assert.DoesNotContain("bytesRead", File.ReadAllText(result.ChainJsonPath));
     }
 
     [SkippableFact]

@@ -18,8 +18,6 @@ public sealed record ChainManifestLayer
     public long VirtualSize { get; init; }
     /// <summary>SHA-256 of the layer file, 64 lower-case hex digits.</summary>
     public required string Sha256 { get; init; }
-    /// <summary>Guest bytes read to build the layer, when recorded.</summary>
-    public long? BytesRead { get; init; }
 }
 
 /// <summary>
@@ -88,7 +86,6 @@ public sealed record ChainManifest(IReadOnlyList<ChainManifestLayer> Layers)
                     Snapshot = OptionalString(l, "snapshot", path, field),
                     VirtualSize = OptionalInt64(l, "virtualSize", path, field) ?? 0,
                     Sha256 = sha,
-                    BytesRead = OptionalInt64(l, "bytesRead", path, field),
                 });
             }
             if (list.Count == 0) throw new QcowFormatException(path, "layers", "is empty");
@@ -123,7 +120,6 @@ public sealed record ChainManifest(IReadOnlyList<ChainManifestLayer> Layers)
                 WriteNullable(json, "snapshot", l.Snapshot);
                 json.WriteNumber("virtualSize", l.VirtualSize);
                 json.WriteString("sha256", l.Sha256);
-                if (l.BytesRead is { } read) json.WriteNumber("bytesRead", read);
                 json.WriteEndObject();
             }
             json.WriteEndArray();

@@ -16,6 +16,13 @@ internal static class DiffWriter
     private const int BatchClusters = 64;
 
     /// <summary>
+    /// How much of a cluster the plan's first pass reads before it knows more: one page. Data clusters are rarely all
+    /// zeros and clusters that differ mostly differ in their first page, so a page settles most of them, and the
+    /// second pass reads the cluster anyway (or clones it unread).
+    /// </summary>
+    private const int ProbeBytes = 4096;
+
+    /// <summary>
     /// Writes to <paramref name="writer"/> every cluster of <paramref name="top"/> that differs from
     /// <paramref name="below"/> (a <see cref="ZeroView"/> for a standalone image). With a null
     /// <paramref name="below"/>, writes what <paramref name="top"/>'s own image allocates, unread below (qemu-img
@@ -25,12 +32,12 @@ internal static class DiffWriter
         Action<ProgressInfo>? progress, CancellationToken cancel)
     {
         var (bytesRead, compared) = Scan(top, below, writer.ClusterSize, writer.Options, stage, progress, cancel,
-            (c, outcome, data) =>
+            () => writer is not QcowWriter q || !q.MayLeaveUnfilled, (c, outcome, data, whole) =>
             {
                 switch (outcome)
                 {
                     case Outcome.Zero: writer.AddZero(c); break;
-                    case Outcome.Data when writer is QcowWriter q: AddDataCloning(q, top, c, data); break;
+                    case Outcome.Data when writer is QcowWriter q: AddDataCloning(q, top, c, data, whole); break;
                     case Outcome.Data: writer.AddData(c, data); break;
                     case Outcome.Compressed: writer.AddCompressed(c, data); break;
                 }
@@ -62,7 +69,7 @@ internal static class DiffWriter
         try
         {
             (bytesRead, compared) = Scan(top, below, options.ClusterSize, options, stage, progress, cancel,
-                (c, outcome, bytes) => plan.Add(c, outcome, bytes.Length));
+                () => false, (c, outcome, bytes, _) => plan.Add(c, outcome, bytes.Length));
         }
         catch (DiffPlan.TooLargeException)
         {
@@ -173,7 +180,7 @@ internal static class DiffWriter
     /// and the bytes (data or compressed stream). Returns bytes read from data clusters and clusters compared.
     /// </summary>
     private static (long BytesRead, long Compared) Scan(DiskView top, DiskView? below, int cs, WriteOptions options, string stage,
-        Action<ProgressInfo>? progress, CancellationToken cancel, StoreCluster store)
+        Action<ProgressInfo>? progress, CancellationToken cancel, Func<bool> wantsBytes, StoreCluster store)
     {
         long size = top.Size;
         long bytesRead = 0, compared = 0;
@@ -195,36 +202,21 @@ internal static class DiffWriter
                 cancel.ThrowIfCancellationRequested();
                 int n = batch.Count;
                 long[] read = new long[n];
+                // Whole clusters are needed to compress them, or when the caller stores the bytes it is given (asked
+                // per batch: a writer that clones stops needing them); otherwise a page decides most clusters.
+                int probe = options.Compress || wantsBytes() ? int.MaxValue : ProbeBytes;
                 InParallel(n, cancel, i =>
                 {
-                    long c = batch[i];
-                    long start = c * cs;
+                    long start = batch[i] * cs;
                     int len = (int)Math.Min(cs, size - start);
-                    var t = topBufs[i].AsSpan(0, len);
-                    var b = belowBufs[i].AsSpan(0, len);
-                    read[i] = ReadCounting(top, start, t);
-                    if (below is not null)
-                    {
-                        if (ReadsAsZero(below, start, len))
-                        {
-                            // Nothing to read below: equal exactly when the top cluster is all zeros.
-                            if (!t.ContainsAnyExcept((byte)0)) { results[i] = new Result(Outcome.Same, 0); return; }
-                        }
-                        else
-                        {
-                            read[i] += ReadCounting(below, start, b);
-                            if (t.SequenceEqual(b)) { results[i] = new Result(Outcome.Same, 0); return; }
-                            if (!t.ContainsAnyExcept((byte)0)) { results[i] = new Result(Outcome.Zero, 0); return; }
-                        }
-                    }
-                    else if (!t.ContainsAnyExcept((byte)0)) { results[i] = new Result(Outcome.Zero, 0); return; }
-                    if (options.Compress && len == cs)
+                    results[i] = Compare(top, below, start, topBufs[i].AsSpan(0, len), belowBufs[i].AsSpan(0, len),
+                        probe, out read[i]);
+                    if (results[i].Outcome == Outcome.Data && options.Compress && len == cs)
                     {
                         // The below buffer is no longer needed: compress into it.
-                        int clen = ClusterCompression.Compress(options.Codec, t, belowBufs[i].AsSpan(0, maxCompressed));
-                        if (clen > 0) { results[i] = new Result(Outcome.Compressed, clen); return; }
+                        int clen = ClusterCompression.Compress(options.Codec, topBufs[i].AsSpan(0, len), belowBufs[i].AsSpan(0, maxCompressed));
+                        if (clen > 0) results[i] = new Result(Outcome.Compressed, clen);
                     }
-                    results[i] = new Result(Outcome.Data, len);
                 });
                 for (int i = 0; i < n; i++)
                 {
@@ -232,7 +224,7 @@ internal static class DiffWriter
                     long c = batch[i];
                     var r = results[i];
                     if (r.Outcome != Outcome.Same)
-                        store(c, r.Outcome, r.Outcome == Outcome.Compressed ? belowBufs[i].AsSpan(0, r.Length) : topBufs[i].AsSpan(0, r.Length));
+                        store(c, r.Outcome, r.Outcome == Outcome.Compressed ? belowBufs[i].AsSpan(0, r.Length) : topBufs[i].AsSpan(0, r.Length), r.Whole);
                 }
                 compared += n;
                 progress?.Invoke(new ProgressInfo(Math.Min(size, (batch[^1] + 1) * cs), size, stage));
@@ -286,6 +278,40 @@ internal static class DiffWriter
             Return(belowBufs);
         }
         return (bytesRead, compared);
+    }
+
+    /// <summary>
+    /// Decides whether the guest cluster at <paramref name="start"/> is the same in <paramref name="top"/> as in
+    /// <paramref name="below"/>, all zeros, or data. The first <paramref name="probe"/> bytes are read first; the rest
+    /// only when they cannot decide it. <paramref name="t"/> holds the whole top cluster only when the probe covers it
+    /// or the rest had to be read; the outcome is the same as comparing every byte.
+    /// </summary>
+    private static Result Compare(DiskView top, DiskView? below, long start, Span<byte> t, Span<byte> b, int probe,
+        out long read)
+    {
+        int len = t.Length;
+        int p = Math.Min(probe, len);
+        read = ReadCounting(top, start, t[..p]);
+        var partData = new Result(Outcome.Data, len, Whole: p == len);
+        var data = new Result(Outcome.Data, len, Whole: true);
+        if (below is null || ReadsAsZero(below, start, len))
+        {
+            // Nothing to read below: the cluster is kept exactly when the top is not all zeros.
+            if (t[..p].ContainsAnyExcept((byte)0)) return partData;
+            read += ReadCounting(top, start + p, t[p..]);
+            if (t.ContainsAnyExcept((byte)0)) return data;
+            return new Result(below is null ? Outcome.Zero : Outcome.Same, 0);
+        }
+        read += ReadCounting(below, start, b[..p]);
+        bool probesEqual = t[..p].SequenceEqual(b[..p]);
+        if (!probesEqual && t[..p].ContainsAnyExcept((byte)0)) return partData;
+        read += ReadCounting(top, start + p, t[p..]);
+        if (probesEqual)
+        {
+            read += ReadCounting(below, start + p, b[p..]);
+            if (t.SequenceEqual(b)) return new Result(Outcome.Same, 0);
+        }
+        return t.ContainsAnyExcept((byte)0) ? data : new Result(Outcome.Zero, 0);
     }
 
     /// <summary>Runs <paramref name="body"/> for 0 to <paramref name="count"/> - 1 in parallel.</summary>
@@ -343,7 +369,7 @@ internal static class DiffWriter
     }
 
     /// <summary>Stores a data cluster of the one-pass write, telling the writer where it lies unchanged in a source (see <see cref="ReadIntoOutput"/>).</summary>
-    private static void AddDataCloning(QcowWriter writer, DiskView top, long cluster, ReadOnlySpan<byte> data)
+    private static void AddDataCloning(QcowWriter writer, DiskView top, long cluster, ReadOnlySpan<byte> data, bool whole)
     {
         int cs = writer.ClusterSize;
         var target = writer.BeginData(cluster, 1, out _);
@@ -351,7 +377,9 @@ internal static class DiffWriter
         // spares the copy.
         bool unfilled = data.Length == cs && top.GetExtent(cluster * cs, cs) is var e && e.Length == cs &&
             Clonable(e, cs) && writer.CloneData(0, e.File!.Handle, (long)e.HostOffset, cs, mayLeaveUnfilled: true);
-        if (!unfilled) data.CopyTo(target);
+        // A cluster the first page decided holds only that page here: the rest is read now, when the clone is not taken.
+        if (!unfilled && whole) data.CopyTo(target);
+        else if (!unfilled) ReadCounting(top, cluster * cs, target[..data.Length]);
         writer.EndData(1, data.Length);
     }
 
@@ -381,7 +409,8 @@ internal static class DiffWriter
 
     internal enum Outcome : byte { Same, Zero, Data, Compressed }
 
-    private delegate void StoreCluster(long cluster, Outcome outcome, ReadOnlySpan<byte> bytes);
+    private delegate void StoreCluster(long cluster, Outcome outcome, ReadOnlySpan<byte> bytes, bool whole);
 
-    private readonly record struct Result(Outcome Outcome, int Length);
+    /// <summary>An outcome; <see cref="Whole"/>: the top buffer holds the whole cluster (else only its first page).</summary>
+    private readonly record struct Result(Outcome Outcome, int Length, bool Whole = true);
 }

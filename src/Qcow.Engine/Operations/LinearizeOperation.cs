@@ -75,7 +75,6 @@ public static class LinearizeOperation
             Snapshot = r.Layer.Snapshot,
             VirtualSize = r.Layer.VirtualSize,
             Sha256 = r.Sha256,
-            BytesRead = r.Stats?.BytesRead,
         }).ToList());
     }
 }

@@ -196,6 +196,9 @@ internal sealed class QcowWriter : IClusterSink
         return span[..(count * _clusterSize)];
     }
 
+    /// <summary>True while the output would take cloned clusters unfilled (see <see cref="SequentialOutput.MayLeaveUnfilled"/>).</summary>
+    public bool MayLeaveUnfilled => _stream.MayLeaveUnfilled;
+
     /// <summary>
     /// Says that <paramref name="length"/> bytes at <paramref name="offsetInSpan"/> of the span <see cref="BeginData"/>
     /// gave are whole clusters of <paramref name="source"/> at <paramref name="sourceOffset"/> (cluster-aligned): the

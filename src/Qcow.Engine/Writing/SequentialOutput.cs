@@ -150,6 +150,15 @@ internal sealed unsafe class SequentialOutput : IDisposable
     public Span<byte> GetSpanUpTo(int maxLength) =>
         new((byte*)_cur + _curLength, Math.Min(maxLength, ChunkSize - _curLength));
 
+    // The writer thread turns cloning off when the file system refuses it.
+    private bool MayClone => _sink is null && !_direct && !Volatile.Read(ref _cloneOff) && HostPlatform.LinuxCalls;
+
+    /// <summary>
+    /// True while <see cref="CloneFrom"/> with mayLeaveUnfilled would take a range unfilled (cloning is on and nothing
+    /// hashes): a writer then need not read the bytes of clusters it can clone.
+    /// </summary>
+    public bool MayLeaveUnfilled => MayClone && _hash is null;
+
     /// <summary>
     /// Says that the <paramref name="length"/> bytes at <paramref name="offsetInSpan"/> of the span
     /// <see cref="GetSpanUpTo"/> gave, still to be filled with them, are <paramref name="source"/>'s bytes at
@@ -162,7 +171,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
     public bool CloneFrom(int offsetInSpan, SafeFileHandle source, long sourceOffset, int length, int alignment,
         bool mayLeaveUnfilled = false)
     {
-        if (_sink is not null || _direct || _cloneOff || !HostPlatform.LinuxCalls) return false;
+        if (!MayClone) return false;
         bool unfilled = mayLeaveUnfilled && _hash is null;
         _cloneAlignment = alignment;
         _clones.Add(source, sourceOffset, Position + offsetInSpan, length, unfilled);
