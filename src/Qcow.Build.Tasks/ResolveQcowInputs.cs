@@ -74,6 +74,7 @@ public sealed class ResolveQcowInputs : QcowTask
     private readonly Dictionary<string, string> _outputs = new(StringComparer.Ordinal);
     private readonly List<(string Path, Stamp Stamp, string Output)> _pending = [];
     private readonly List<ITaskItem> _deferred = [];
+    private readonly HashSet<string> _warned = new(StringComparer.Ordinal);
     private const string ChainOwner = "QcowChain ";
     private InputHashes? _hashes;
 
@@ -117,6 +118,15 @@ public sealed class ResolveQcowInputs : QcowTask
     private Stamp NewStamp(string output) => new(output, ProjectDirectory);
 
     private string Relative(string path) => Stamp.RelativePath(ProjectDirectory, path);
+
+    /// <summary>
+    /// The engine's warnings about an item's inputs (QCOW0100), each logged once per build: this task owns them (it
+    /// opens every input; the writing tasks run with InputWarnings off), and items sharing an image share its warning.
+    /// </summary>
+    private Action<string> InputWarning(string file) => w =>
+    {
+        if (_warned.Add(w)) Warning(Codes.EngineWarning, file, w);
+    };
 
     /// <summary>Settings common to both item types; logs QCOW0004 and returns null when invalid.</summary>
     private (Engine.Writing.WriteOptions Options, string[] Allowed)? Common(ITaskItem item)
@@ -191,7 +201,7 @@ public sealed class ResolveQcowInputs : QcowTask
             Options = options,
             NamePattern = namePattern,
             Snapshots = snapshots.Length == 0 ? null : snapshots,
-            Policy = Settings.Policy(allowed, w => Warning(Codes.EngineWarning, top, w)),
+            Policy = Settings.Policy(allowed, InputWarning(top)),
         };
         ChainPlan plan;
         try
@@ -310,7 +320,7 @@ public sealed class ResolveQcowInputs : QcowTask
         string? diffImageFull = diffImage.Length > 0 ? Full(diffImage) : null;
         if (diffImageFull is not null && !SourceExists(diffImageFull, item, "QcowSnapshot DiffBaseImage")) return;
 
-        var policy = Settings.Policy(allowed, w => Warning(Codes.EngineWarning, source, w));
+        var policy = Settings.Policy(allowed, InputWarning(source));
         IReadOnlyList<string> files;
         try
         {
