@@ -50,6 +50,12 @@ public sealed class ConvertQcowSnapshot : QcowTask
     /// <summary>The input stamp of the output (set by the SDK's targets): recorded as built once the output is complete.</summary>
     public string? Stamp { get; set; }
 
+    /// <summary>
+    /// Log the engine's warnings about the inputs (QCOW0100; default true). The SDK's targets set it false: the
+    /// resolve step (ResolveQcowInputs) has already logged them, and a build warns once per image.
+    /// </summary>
+    public bool InputWarnings { get; set; } = true;
+
     /// <summary>The output, with metadata SourceImage, Snapshot, BackingFile, Sha256.</summary>
     [Output] public ITaskItem? OutputItem { get; private set; }
 
@@ -86,7 +92,7 @@ public sealed class ConvertQcowSnapshot : QcowTask
             BackingFormat = Empty(BackingFormat),
             Diff = diff,
             ComputeSha256 = true,
-            Policy = Settings.Policy(Settings.FullPaths(AllowedBackingPaths, dir), w => Warning(Codes.EngineWarning, source, w)),
+            Policy = Settings.Policy(Settings.FullPaths(AllowedBackingPaths, dir), InputWarnings ? w => Warning(Codes.EngineWarning, source, w) : null),
         };
         Log.LogMessage(MessageImportance.High, $"Exporting {source}{(request.SourceSnapshot is { } s ? $" at {s}" : "")} to {output}");
         var stats = TaskFailure.Step(Codes.WriteFailed, output, () => ConvertOperation.Run(request, Progress(), CancellationToken));

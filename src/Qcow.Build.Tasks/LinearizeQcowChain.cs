@@ -22,6 +22,12 @@ public sealed class LinearizeQcowChain : QcowTask
     /// </summary>
     public ITaskItem[]? Rebuild { get; set; }
 
+    /// <summary>
+    /// Log the engine's warnings about the inputs (QCOW0100; default true). The SDK's targets set it false: the
+    /// resolve step (ResolveQcowInputs) has already logged them, and a build warns once per image.
+    /// </summary>
+    public bool InputWarnings { get; set; } = true;
+
     /// <summary>The layers, bottom first, with metadata LayerName, Snapshot, SourceImage, BackingFile, VirtualSize, Sha256, Written.</summary>
     [Output] public ITaskItem[] Layers { get; private set; } = [];
 
@@ -61,7 +67,7 @@ public sealed class LinearizeQcowChain : QcowTask
             Options = options,
             Snapshots = snapshots.Length == 0 ? null : snapshots,
             NamePattern = Chain.GetMetadata(ItemMetadata.NamePattern) is { Length: > 0 } np ? np : null,
-            Policy = Settings.Policy(Settings.FullPaths(Chain.GetMetadata(ItemMetadata.AllowedBackingPaths), dir), w => Warning(Codes.EngineWarning, top, w)),
+            Policy = Settings.Policy(Settings.FullPaths(Chain.GetMetadata(ItemMetadata.AllowedBackingPaths), dir), InputWarnings ? w => Warning(Codes.EngineWarning, top, w) : null),
             OnlyImages = only,
         };
 

@@ -72,15 +72,18 @@ public sealed class ResolveQcowInputs : QcowTask
     [Output] public ITaskItem[] DeferredSnapshots { get; private set; } = [];
 
     private readonly Dictionary<string, string> _outputs = new(StringComparer.Ordinal);
-    private readonly List<(string Path, Stamp Stamp, string Output)> _pending = [];
+    private readonly PendingStamps _stamps = new();
     private readonly List<ITaskItem> _deferred = [];
+    private readonly HashSet<string> _warned = new(StringComparer.Ordinal);
     private const string ChainOwner = "QcowChain ";
     private InputHashes? _hashes;
+    private SourceChecks _checks = null!;
 
     /// <inheritdoc />
     protected override void ExecuteCore()
     {
         ProjectDirectory = Path.GetFullPath(Settings.FixPath(ProjectDirectory));
+        _checks = new SourceChecks(Error, BuildEngine);
         if (HashInputs) _hashes = InputHashes.Load(Path.Combine(Full(StampDirectory), "input-hashes.cache"));
         var chains = new List<ITaskItem>();
         var chainWork = new List<ITaskItem>();
@@ -99,14 +102,14 @@ public sealed class ResolveQcowInputs : QcowTask
         if (Log.HasLoggedErrors) return;
         if (!Query)
         {
-            foreach (var (path, stamp, output) in _pending)
-                WriteStamp(path, stamp, output);
+            foreach (string stale in _stamps.Write(FailIfNotIncremental, Log))
+                Error(Codes.NotUpToDate, stale, "out of date (an input file, option or the engine changed); a build would rewrite it");
             if (!FailIfNotIncremental && _hashes is { } hashes) TaskFailure.Step(Codes.IoError, Full(StampDirectory), hashes.Save);
         }
         ResolvedChains = [.. chains];
         ChainWork = [.. chainWork];
         SnapshotWork = [.. snapshotWork];
-        StampFiles = [.. _pending.Select(p => new TaskItem(p.Path))];
+        StampFiles = [.. _stamps.Paths.Select(p => new TaskItem(p))];
         DeferredSnapshots = [.. _deferred];
     }
 
@@ -117,6 +120,15 @@ public sealed class ResolveQcowInputs : QcowTask
     private Stamp NewStamp(string output) => new(output, ProjectDirectory);
 
     private string Relative(string path) => Stamp.RelativePath(ProjectDirectory, path);
+
+    /// <summary>
+    /// The engine's warnings about an item's inputs (QCOW0100), each logged once per build: this task owns them (it
+    /// opens every input; the writing tasks run with InputWarnings off), and items sharing an image share its warning.
+    /// </summary>
+    private Action<string> InputWarning(string file) => w =>
+    {
+        if (_warned.Add(w)) Warning(Codes.EngineWarning, file, w);
+    };
 
     /// <summary>Settings common to both item types; logs QCOW0004 and returns null when invalid.</summary>
     private (Engine.Writing.WriteOptions Options, string[] Allowed)? Common(ITaskItem item)
@@ -137,32 +149,6 @@ public sealed class ResolveQcowInputs : QcowTask
         }
     }
 
-    /// <summary>The item's Format metadata (how its source is taken): qcow2 (default) or raw; null after QCOW0004.</summary>
-    private string? SourceFormat(ITaskItem item)
-    {
-        string format = Settings.Meta(item, ItemMetadata.Format, "qcow2").ToLowerInvariant();
-        if (format is "qcow2" or "raw") return format;
-        Error(Codes.InvalidOption, Settings.DefiningProject(item, BuildEngine), $"{item.ItemSpec}: Format '{format}': use qcow2 (the default) or raw");
-        return null;
-    }
-
-    /// <summary>A top image must be what its item says: qcow2 unless <c>Format="raw"</c> (a text file is not a disk).</summary>
-    private bool FormatMatches(string path, string probed, string declared, ITaskItem item, string what)
-    {
-        if (probed == declared) return true;
-        Error(Codes.ChainUnreadable, path, declared == "qcow2"
-            ? $"{what} is not a qcow2 image (no qcow2 header); if it is a raw disk, say so with Format=\"raw\" on {item.ItemSpec}"
-            : $"{what} is a qcow2 image, but {item.ItemSpec} says Format=\"raw\"; remove Format or set it to qcow2");
-        return false;
-    }
-
-    private bool SourceExists(string path, ITaskItem item, string what)
-    {
-        if (File.Exists(path)) return true;
-        Error(Codes.SourceNotFound, path, $"{what} not found: {path} (from {item.ItemSpec} in {Path.GetFileName(Settings.DefiningProject(item, BuildEngine))})");
-        return false;
-    }
-
     /// <summary>Claims an output for an item; a second claim is QCOW0005 naming both items (every output of the project is in one table).</summary>
     private bool ClaimOutput(string output, string owner, ITaskItem item)
     {
@@ -178,9 +164,9 @@ public sealed class ResolveQcowInputs : QcowTask
     private void ResolveChain(ITaskItem item, List<ITaskItem> chains, List<ITaskItem> work)
     {
         string top = Full(item.ItemSpec);
-        if (!SourceExists(top, item, "QcowChain top image")) return;
+        if (!_checks.Exists(top, item, "QcowChain top image")) return;
         if (Common(item) is not var (options, allowed)) return;
-        if (SourceFormat(item) is not { } format) return;
+        if (_checks.Format(item) is not { } format) return;
         string outDir = Dir(Full(Settings.Meta(item, ItemMetadata.OutputDir, DefaultOutputDir)));
         string[] snapshots = Settings.List(item.GetMetadata(ItemMetadata.Snapshots));
         string namePattern = Settings.Meta(item, ItemMetadata.NamePattern, DefaultNamePattern) is { Length: > 0 } np ? np : LinearizeOperation.DefaultNamePattern;
@@ -191,7 +177,7 @@ public sealed class ResolveQcowInputs : QcowTask
             Options = options,
             NamePattern = namePattern,
             Snapshots = snapshots.Length == 0 ? null : snapshots,
-            Policy = Settings.Policy(allowed, w => Warning(Codes.EngineWarning, top, w)),
+            Policy = Settings.Policy(allowed, InputWarning(top)),
         };
         ChainPlan plan;
         try
@@ -203,7 +189,7 @@ public sealed class ResolveQcowInputs : QcowTask
             Error(Codes.ChainUnreadable, e.FilePath ?? top, e.Reason);
             return;
         }
-        if (!FormatMatches(top, plan.TopFormat, format, item, "QcowChain top image")) return;
+        if (!_checks.FormatMatches(top, plan.TopFormat, format, item, "QcowChain top image")) return;
 
         string optionsText = Settings.Describe(options);
         // Ids and stamp texts use paths relative to the project: a copy of the project folder has the same stamps.
@@ -236,7 +222,7 @@ public sealed class ResolveQcowInputs : QcowTask
                 .Add("layer", layer.FileName).Add("backing", layer.BackingFileName).AddPath("source", layer.SourceImage)
                 .Add("snapshot", layer.Snapshot).Add("virtualSize", layer.VirtualSize.ToString(CultureInfo.InvariantCulture))
                 .Files(plan.DependenciesByImage[layer.SourceImage], _hashes, CancellationToken);
-            var w = Pending(Path.Combine(stampDir, layer.FileName + ".stamp"), stamp, output);
+            var w = _stamps.Add(Path.Combine(stampDir, layer.FileName + ".stamp"), stamp, output);
             ChainMetadata(w, ItemMetadata.KindLayer, output, chainId, top);
             w.SetMetadata(ItemMetadata.SourceImage, layer.SourceImage);
             w.SetMetadata(ItemMetadata.Snapshot, layer.Snapshot ?? "");
@@ -248,7 +234,7 @@ public sealed class ResolveQcowInputs : QcowTask
         var manifest = NewStamp(chainJson).Add("common", common)
             .Add("layers", string.Join(";", plan.Layers.Select(l => l.FileName)))
             .Files(plan.InputFiles, _hashes, CancellationToken);
-        var m = Pending(Path.Combine(stampDir, ChainManifest.FileName + ".stamp"), manifest, chainJson);
+        var m = _stamps.Add(Path.Combine(stampDir, ChainManifest.FileName + ".stamp"), manifest, chainJson);
         ChainMetadata(m, ItemMetadata.KindManifest, chainJson, chainId, top);
         work.Add(m);
     }
@@ -295,9 +281,9 @@ public sealed class ResolveQcowInputs : QcowTask
             if (!File.Exists(source)) return;
         }
 
-        if (!SourceExists(source, item, "QcowSnapshot source image")) return;
+        if (!_checks.Exists(source, item, "QcowSnapshot source image")) return;
         if (Common(item) is not var (options, allowed)) return;
-        if (SourceFormat(item) is not { } sourceFormat) return;
+        if (_checks.Format(item) is not { } sourceFormat) return;
         string diffSnapshot = item.GetMetadata(ItemMetadata.DiffBaseSnapshot).Trim();
         string diffImage = item.GetMetadata(ItemMetadata.DiffBaseImage).Trim();
         string backing = item.GetMetadata(ItemMetadata.BackingFile).Trim();
@@ -308,15 +294,15 @@ public sealed class ResolveQcowInputs : QcowTask
             return;
         }
         string? diffImageFull = diffImage.Length > 0 ? Full(diffImage) : null;
-        if (diffImageFull is not null && !SourceExists(diffImageFull, item, "QcowSnapshot DiffBaseImage")) return;
+        if (diffImageFull is not null && !_checks.Exists(diffImageFull, item, "QcowSnapshot DiffBaseImage")) return;
 
-        var policy = Settings.Policy(allowed, w => Warning(Codes.EngineWarning, source, w));
+        var policy = Settings.Policy(allowed, InputWarning(source));
         IReadOnlyList<string> files;
         try
         {
             // The source image itself, not a chain plan: its snapshot is looked up in that image only, by any name.
             using var set = new ImageSet(policy);
-            if (!FormatMatches(source, set.Chain(source)[0].Format, sourceFormat, item, "QcowSnapshot source image")) return;
+            if (!_checks.FormatMatches(source, set.Chain(source)[0].Format, sourceFormat, item, "QcowSnapshot source image")) return;
             set.View(source, snapshot.Length > 0 ? snapshot : null);
             if (diffImageFull is not null || diffSnapshot.Length > 0)
                 set.View(diffImageFull ?? source, diffSnapshot.Length > 0 ? diffSnapshot : null);
@@ -334,7 +320,7 @@ public sealed class ResolveQcowInputs : QcowTask
             .Add("backing", backing).Add("backingFormat", backingFormat).Add("format", format)
             .Add("options", Settings.Describe(options)).Add("allowed", string.Join(";", allowed.Select(Relative)))
             .Files(files, _hashes, CancellationToken);
-        var w = Pending(Path.Combine(Full(StampDirectory), "snapshots", $"{Path.GetFileName(output)}-{Stamp.Id(Relative(output))}.stamp"), stamp, output);
+        var w = _stamps.Add(Path.Combine(Full(StampDirectory), "snapshots", $"{Path.GetFileName(output)}-{Stamp.Id(Relative(output))}.stamp"), stamp, output);
         item.CopyMetadataTo(w);
         w.SetMetadata(ItemMetadata.OutputFile, output);
         w.SetMetadata(ItemMetadata.Source, source);
@@ -350,31 +336,5 @@ public sealed class ResolveQcowInputs : QcowTask
         w.SetMetadata(ItemMetadata.Compression, Settings.CompressionText(options));
         w.SetMetadata(ItemMetadata.AllowedBackingPaths, string.Join(";", allowed));
         work.Add(w);
-    }
-
-    /// <summary>The work item of a stamp; the stamp itself is written once every item is resolved without error.</summary>
-    private TaskItem Pending(string path, Stamp stamp, string output)
-    {
-        _pending.Add((path, stamp, output));
-        return new TaskItem(path);
-    }
-
-    /// <summary>Writes the stamp when its text changed (under -question: reports its output instead).</summary>
-    private void WriteStamp(string path, Stamp stamp, string output)
-    {
-        if (stamp.IsCurrent(path))
-        {
-            // Same text, output completed from it, but the stamp looks newer: the folder was copied without times.
-            if (stamp.BuiltFrom(path, output) && File.GetLastWriteTimeUtc(path) > File.GetLastWriteTimeUtc(output))
-                File.SetLastWriteTimeUtc(path, File.GetLastWriteTimeUtc(output));
-            return;
-        }
-        if (FailIfNotIncremental)
-        {
-            Error(Codes.NotUpToDate, output, "out of date (an input file, option or the engine changed); a build would rewrite it");
-            return;
-        }
-        TaskFailure.Step(Codes.IoError, path, () => stamp.Write(path));
-        Log.LogMessage(MessageImportance.Low, $"Wrote input stamp {path}");
     }
 }

@@ -60,8 +60,8 @@ internal static class Settings
     public static string FixPath(string path) =>
         Path.DirectorySeparatorChar == '\\' ? path : path.Replace('\\', Path.DirectorySeparatorChar);
 
-    /// <summary>The backing policy: the engine's default plus allowed paths; warnings go to <paramref name="warn"/>.</summary>
-    public static BackingPolicy Policy(IReadOnlyList<string> allowed, Action<string> warn) =>
+    /// <summary>The backing policy: the engine's default plus allowed paths; warnings go to <paramref name="warn"/> (null: dropped).</summary>
+    public static BackingPolicy Policy(IReadOnlyList<string> allowed, Action<string>? warn) =>
         new() { AllowedPaths = allowed, Warning = warn };
 
     /// <summary>The metadata value, or the default when empty.</summary>

@@ -31,9 +31,10 @@ internal static class CheckCommand
         return cmd;
     }
 
+    /// <summary>As qemu-img check prints it: one line per problem on stderr, the summary on stdout.</summary>
     private static void WriteText(CheckResult r)
     {
-        foreach (var m in r.Messages) Console.WriteLine(m);
+        foreach (var m in r.Messages) Console.Error.WriteLine(m);
         if (r.Corruptions == 0 && r.Leaks == 0 && r.CheckErrors == 0) Console.WriteLine("No errors were found on the image.");
         if (r.Corruptions > 0)
             Console.WriteLine($"\n{r.Corruptions} errors were found on the image.\nData may be corrupted, or further writes to the image may corrupt it.");
@@ -41,14 +42,26 @@ internal static class CheckCommand
             Console.WriteLine($"\n{r.Leaks} leaked clusters were found on the image.\nThis means waste of disk space, but no harm to data.");
         if (r.CheckErrors > 0)
             Console.WriteLine($"\n{r.CheckErrors} internal errors have occurred during the check.");
-        if (r.TotalClusters > 0)
+        // qemu-img leaves this line out when nothing is allocated.
+        if (r.TotalClusters > 0 && r.AllocatedClusters > 0)
         {
-            double pct(long n) => 100.0 * n / r.TotalClusters;
-            double frag = r.AllocatedClusters == 0 ? 0 : 100.0 * r.FragmentedClusters / r.AllocatedClusters;
-            double comp = r.AllocatedClusters == 0 ? 0 : 100.0 * r.CompressedClusters / r.AllocatedClusters;
-            Console.WriteLine(FormattableString.Invariant($"{r.AllocatedClusters}/{r.TotalClusters} = {pct(r.AllocatedClusters):0.00}% allocated, {frag:0.00}% fragmented, {comp:0.00}% compressed clusters"));
+            string allocated = Percent(r.AllocatedClusters, r.TotalClusters);
+            string fragmented = Percent(r.FragmentedClusters, r.AllocatedClusters);
+            string compressed = Percent(r.CompressedClusters, r.AllocatedClusters);
+            Console.WriteLine($"{r.AllocatedClusters}/{r.TotalClusters} = {allocated}% allocated, {fragmented}% fragmented, {compressed}% compressed clusters");
         }
         Console.WriteLine($"Image end offset: {r.ImageEndOffset}");
+    }
+
+    /// <summary>
+    /// 100 * part / whole with two decimals as C's <c>%0.2f</c> prints it: a tie (a multiple of 1/8, the only
+    /// doubles that fall exactly halfway) rounds to even, where .NET would round it away from zero (3.125: 3.12).
+    /// </summary>
+    private static string Percent(long part, long whole)
+    {
+        double p = 100.0 * part / whole;
+        if (Math.Floor(p * 8) == p * 8) p = Math.Round(p, 2, MidpointRounding.ToEven);
+        return p.ToString("F2", System.Globalization.CultureInfo.InvariantCulture);
     }
 
     private static void WriteJson(CheckResult r)

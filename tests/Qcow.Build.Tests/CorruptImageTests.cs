@@ -18,21 +18,58 @@ public sealed class CorruptImageTests(SeedChain seed) : IDisposable
     {
         seed.CopyTo(_dir["images"]);
         string imageB = _dir["images/imageB.qcow2"];
-        using (var f = new FileStream(imageB, FileMode.Open, FileAccess.ReadWrite))
-        {
-            // Incompatible feature bit 1 (corrupt), header bytes 72..79, big-endian: the low byte is byte 79.
-            f.Position = 79;
-            int low = f.ReadByte();
-            f.Position = 79;
-            f.WriteByte((byte)(low | 2));
-        }
+        SetCorruptBit(imageB);
         var p = new ImgProject(_dir.Path, """<ItemGroup><QcowChain Include="images/imageC.qcow2" /></ItemGroup>""");
         var b = p.Build();
         Assert.True(b.Success, b.Log.Text);
-        var w = Assert.Single(b.Log.Warnings.Where(x => x.Message?.Contains("corrupt bit", StringComparison.Ordinal) == true).DistinctBy(x => x.Message));
-        Assert.Equal("QCOW0100", w.Code);
-        Assert.Contains(imageB, w.Message, StringComparison.Ordinal);
+        AssertOneCorruptWarning(b, imageB);
         seed.AssertLayersCorrect(p.OutDir);
+    }
+
+    [SkippableFact]
+    public void A_corrupt_image_warns_once_per_build_though_resolving_and_writing_both_open_it()
+    {
+        // imageB is read by the chain and by an export of its own, each resolved and then written: one warning.
+        seed.CopyTo(_dir["images"]);
+        string imageB = _dir["images/imageB.qcow2"];
+        SetCorruptBit(imageB);
+        var p = new ImgProject(_dir.Path, """
+            <ItemGroup>
+              <QcowChain Include="images/imageC.qcow2" />
+              <QcowSnapshot Include="images/imageB.qcow2" Snapshot="sn0" OutputFile="export/imageB_sn0.qcow2" />
+            </ItemGroup>
+            """);
+        var built = p.Build();
+        Assert.True(built.Success, built.Log.Text);
+        Assert.True(built.Ran("QcowLinearize") && built.Ran("QcowConvert"), built.Log.Text);
+        AssertOneCorruptWarning(built, imageB);
+        seed.AssertLayersCorrect(p.OutDir);
+        Assert.True(File.Exists(_dir["export/imageB_sn0.qcow2"]));
+
+        // Nothing to write: the resolve step still opens the image, and still warns once.
+        var again = p.Build();
+        Assert.True(again.Success, again.Log.Text);
+        Assert.True(again.Skipped("QcowLinearize") && again.Skipped("QcowConvert"), again.Log.Text);
+        AssertOneCorruptWarning(again, imageB);
+    }
+
+    /// <summary>The build's only warning: QCOW0100 about <paramref name="image"/>'s corrupt bit.</summary>
+    private static void AssertOneCorruptWarning(BuildOutcome b, string image)
+    {
+        var w = Assert.Single(b.Log.Warnings);
+        Assert.Equal("QCOW0100", w.Code);
+        Assert.StartsWith($"{image}: the corrupt bit is set", w.Message, StringComparison.Ordinal);
+    }
+
+    /// <summary>Sets incompatible feature bit 1 (corrupt), as qemu does when it finds an image damaged.</summary>
+    private static void SetCorruptBit(string image)
+    {
+        using var f = new FileStream(image, FileMode.Open, FileAccess.ReadWrite);
+        // Header bytes 72..79, big-endian: the low byte is byte 79.
+        f.Position = 79;
+        int low = f.ReadByte();
+        f.Position = 79;
+        f.WriteByte((byte)(low | 2));
     }
 
     [SkippableFact]

@@ -197,7 +197,7 @@ public static class CheckOperation
                             word &= ~L2Entry.CopiedFlag;
                         }
                         if (external) { Corrupt($"ERROR compressed cluster {j} with data file", n); break; }
-                        if (bitmap != 0) { Corrupt($"ERROR compressed cluster {j} with non-zero subcluster allocation bitmap", n); break; }
+                        if (bitmap != 0) { Corrupt($"ERROR compressed cluster {j} with non-zero subcluster allocation bitmap, entry=0x{word:x}", n); break; }
                         var d = CompressedDescriptor.Decode(word, _h.ClusterBits);
                         Reference(d.HostOffset, (ulong)d.Length, n);
                         if (active) { _allocated += n; _compressed += n; _fragmented += n; }
@@ -228,7 +228,7 @@ public static class CheckOperation
                     }
                     case QemuClusterType.Unallocated:
                         if (size == 16 && (uint)bitmap != 0)
-                            Corrupt("ERROR: Unallocated cluster has non-zero subcluster allocation bitmap", n);
+                            Corrupt("ERROR: Unallocated cluster has non-zero subcluster allocation map", n);
                         break;
                 }
             }

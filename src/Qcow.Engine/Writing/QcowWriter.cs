@@ -1,4 +1,3 @@
-using System.Text;
 using Microsoft.Win32.SafeHandles;
 using Qcow.Engine.Format;
 using Qcow.Engine.IO;
@@ -29,8 +28,7 @@ internal sealed class QcowWriter : IClusterSink
     private readonly int _clusterBits;
     private readonly int _l2Entries;
     private readonly long _virtualSize;
-    private readonly string? _backingName;
-    private readonly string? _backingFormat;
+    private readonly HeaderCluster _header;
     private readonly ulong[] _l1;
     private readonly ulong[] _l2;
     private readonly Dictionary<long, long> _extraRefs = new();
@@ -99,8 +97,7 @@ internal sealed class QcowWriter : IClusterSink
             _clusterBits = options.ClusterBits;
             _l2Entries = _clusterSize / 8;
             _virtualSize = virtualSize;
-            _backingName = backingName;
-            _backingFormat = backingFormat;
+            _header = new HeaderCluster(name, options.Version, _clusterBits, virtualSize, options.CompressionType, RefcountOrder, backingName, backingFormat);
             long l2Span = (long)_l2Entries * _clusterSize;
             long l1Size = (virtualSize + l2Span - 1) / l2Span;
             if (l1Size * 8 > QcowLimits.MaxL1Bytes)
@@ -109,12 +106,12 @@ internal sealed class QcowWriter : IClusterSink
             _l2 = new ulong[_l2Entries];
             _zeroCluster = new byte[_clusterSize];
             // Check now that the header fits, so a bad backing name fails before any data is written.
-            header = BuildHeaderCluster(0, 0, 0, 0);
+            header = _header.Build(0, 0, 0, 0);
             if (plan is not null)
             {
                 _plannedDataEnd = plan.DataEnd;
                 var t = TailLayout(_plannedDataEnd);
-                header = BuildHeaderCluster((ulong)t.L1Offset, (uint)_l1.Length, (ulong)t.TableOffset, (uint)t.TableClusters);
+                header = _header.Build((ulong)t.L1Offset, (uint)_l1.Length, (ulong)t.TableOffset, (uint)t.TableClusters);
             }
         }
         catch
@@ -297,7 +294,7 @@ internal sealed class QcowWriter : IClusterSink
         _pos = firstBlock + blocks * _clusterSize;
 
         if (_plan is null)
-            _stream.PatchHead(BuildHeaderCluster((ulong)l1Offset, (uint)_l1.Length, (ulong)tableOffset, (uint)tableClusters));
+            _stream.PatchHead(_header.Build((ulong)l1Offset, (uint)_l1.Length, (ulong)tableOffset, (uint)tableClusters));
     }
 
     /// <summary>
@@ -359,59 +356,5 @@ internal sealed class QcowWriter : IClusterSink
             _stream.WriteZeros((int)(aligned - _pos));
             _pos = aligned;
         }
-    }
-
-    private byte[] BuildHeaderCluster(ulong l1Offset, uint l1Size, ulong refcountTableOffset, uint refcountTableClusters)
-    {
-        var cluster = new byte[_clusterSize];
-        bool v3 = _options.Version >= 3;
-        int at = v3 ? QcowHeader.V3WrittenLength : QcowHeader.V2Length;
-        if (_backingFormat is not null)
-        {
-            byte[] fmt = Encoding.UTF8.GetBytes(_backingFormat);
-            at = PutExtension(cluster, at, HeaderExtensions.BackingFormatType, fmt);
-        }
-        at = PutExtension(cluster, at, HeaderExtensions.EndMarker, []);
-        ulong backingOffset = 0;
-        uint backingSize = 0;
-        if (_backingName is not null)
-        {
-            byte[] name = Encoding.UTF8.GetBytes(_backingName);
-            if (name.Length > QcowLimits.MaxBackingFileName || at + name.Length > _clusterSize)
-                throw new QcowException(_name, $"backing file name '{_backingName}' is too long for {_clusterSize}-byte clusters");
-            name.CopyTo(cluster, at);
-            backingOffset = (ulong)at;
-            backingSize = (uint)name.Length;
-        }
-        bool zstd = _options.CompressionType == CompressionType.Zstd;
-        var header = new QcowHeader
-        {
-            Version = _options.Version,
-            BackingFileOffset = backingOffset,
-            BackingFileSize = backingSize,
-            ClusterBits = _clusterBits,
-            Size = (ulong)_virtualSize,
-            L1Size = l1Size,
-            L1TableOffset = l1Offset,
-            RefcountTableOffset = refcountTableOffset,
-            RefcountTableClusters = refcountTableClusters,
-            IncompatibleFeatures = zstd ? IncompatibleFeatures.CompressionType : IncompatibleFeatures.None,
-            RefcountOrder = RefcountOrder,
-            HeaderLength = (uint)(v3 ? QcowHeader.V3WrittenLength : QcowHeader.V2Length),
-            CompressionType = zstd ? CompressionType.Zstd : CompressionType.Deflate,
-        };
-        header.WriteTo(cluster);
-        return cluster;
-    }
-
-    private int PutExtension(byte[] cluster, int at, uint type, ReadOnlySpan<byte> data)
-    {
-        int padded = (data.Length + 7) & ~7;
-        if (at + 8 + padded > _clusterSize)
-            throw new QcowException(_name, $"header extensions do not fit in one {_clusterSize}-byte cluster");
-        BigEndian.Put(cluster, at, type);
-        BigEndian.Put(cluster, at + 4, (uint)data.Length);
-        data.CopyTo(cluster.AsSpan(at + 8));
-        return at + 8 + padded;
     }
 }

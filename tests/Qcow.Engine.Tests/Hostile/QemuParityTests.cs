@@ -23,10 +23,8 @@ public sealed class QemuParityTests(HostileImages bases) : IClassFixture<Hostile
     public void Info_check_map_and_reads_agree_with_qemu_img(string name)
     {
         Qemu.Require();
-        var c = MalformedCases.All.Concat(MalformedCases.Readable).Single(x => x.Name == name);
         using var dir = new TempDir("parity-");
-        string path = bases.CopyTo(c.Base, dir[$"{name}.qcow2"]);
-        c.Damage(path, Layout.Of(path));
+        var (c, path) = Damaged(name, dir);
         string before = FileHash.Sha256(path);
         var problems = new List<string>();
 
@@ -93,6 +91,46 @@ public sealed class QemuParityTests(HostileImages bases) : IClassFixture<Hostile
             problems.Add($"marked as a deliberate difference ({c.Deliberate}), but qcow and qemu-img now agree");
         Assert.Equal(before, FileHash.Sha256(path));
         Assert.True(problems.Count == 0, $"{name}:\n{string.Join("\n", problems)}");
+    }
+
+    /// <summary>
+    /// Damaged images qemu-img check can check, with its problem lines (refcounts too low or too high, bad flags and
+    /// offsets, subcluster bitmaps), its summary (errors, leaks; an allocation line that rounds as C does, or none when
+    /// nothing is allocated), and the corrupt bit.
+    /// </summary>
+    public static IEnumerable<object[]> CheckTextNames => new[]
+    {
+        "refcounts_wrong", "compressed_with_copied_flag", "l1_entry_reserved_bits", "l2_entry_unaligned", "l2_entry_reserved_bits",
+        "l2_entry_onto_refcount_table", "snapshot_l1_offset_unaligned", "l1_table_offset_past_end", "xl2_partial_subclusters",
+        "xl2_allocated_on_unallocated", "xl2_bitmap_on_compressed", "corrupt_bit", "dirty_bit",
+    }.Select(n => new object[] { n });
+
+    [SkippableTheory]
+    [MemberData(nameof(CheckTextNames))]
+    public void Check_text_prints_problems_on_stderr_and_the_summary_on_stdout_as_qemu_img(string name)
+    {
+        Qemu.Require();
+        using var dir = new TempDir("check-text-");
+        string path = Damaged(name, dir).Path;
+        var qemu = Qemu.ImgAllow([0, 2, 3], "check", path);
+        var ours = QcowProcess.Run("check", path);
+        Assert.Equal(qemu.ExitCode, ours.ExitCode);
+        string Both(ProcessResult r) => $"stdout:\n{r.StdOut}stderr:\n{r.StdErr}";
+        Assert.True(Lines(qemu.StdOut).SequenceEqual(Lines(ours.StdOut)), $"stdout differs\nqemu-img {Both(qemu)}\nqcow {Both(ours)}");
+        // Our warning about the corrupt bit is ours alone (qemu-img check says nothing of it).
+        var ourProblems = Lines(ours.StdErr).Where(l => !l.StartsWith("qcow: warning: ", StringComparison.Ordinal));
+        Assert.True(Lines(qemu.StdErr).SequenceEqual(ourProblems), $"stderr differs\nqemu-img {Both(qemu)}\nqcow {Both(ours)}");
+    }
+
+    private static string[] Lines(string text) => text.Split('\n');
+
+    /// <summary>The case named <paramref name="name"/>: its base image copied into <paramref name="dir"/> and damaged.</summary>
+    private (MalformedCase Case, string Path) Damaged(string name, TempDir dir)
+    {
+        var c = MalformedCases.All.Concat(MalformedCases.Readable).Single(x => x.Name == name);
+        string path = bases.CopyTo(c.Base, dir[$"{name}.qcow2"]);
+        c.Damage(path, Layout.Of(path));
+        return (c, path);
     }
 
     /// <summary>One state read by qemu-img convert and by our view (bytes kept up to <see cref="Exerciser.KeepLimit"/>).</summary>
