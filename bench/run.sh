@@ -7,7 +7,8 @@
 #   bash bench/run.sh --seed-shape    # the chain shaped like the seed's: 8 GiB virtual, 1 GiB in imageA, 6 x 128 MiB
 #   options: --virtual SIZE --base SIZE --delta SIZE --runs N --seed N --sections LIST --out DIR --keep
 #            --sparse-sizes "16G 1T" --sparse-stock-runs N (0: time qcow alone, compare nothing)
-#            --qcow DIR       time the qcow.dll in DIR instead of building src/Qcow.Cli
+#            --qcow DIR       time the qcow.dll in DIR instead of publishing src/Qcow.Cli (as a tool install gives
+#                             it: for this platform, ReadyToRun)
 #            --baseline DIR   also time the qcow.dll in DIR (an older build) in the same rotation: before/after
 #   --compress-size SIZE   data in the compress section's image (default 256M; 16M with --tiny)
 #   sections (comma separated): chain, export, copy, mem, sparse, compress, reflink
@@ -55,9 +56,11 @@ done
 bytes() { numfmt --from=iec "$1"; }
 has() { [[ ",$sections," == *",$1,"* ]]; }
 
-qcow_dll=${qcow_dir:-$root/src/Qcow.Cli/bin/Release/net10.0}/qcow.dll
+# The CLI as a tool install gives it: published for this machine's platform, precompiled (ReadyToRun).
+rid=$(dotnet --info | awk '$1 == "RID:" { print $2; exit }')
+qcow_dll=${qcow_dir:-$root/src/Qcow.Cli/bin/Release/net10.0/$rid/publish}/qcow.dll
 if [[ $build == 1 ]]; then
-  dotnet build "$root/src/Qcow.Cli" -c Release -v q -nologo >/dev/null
+  dotnet publish "$root/src/Qcow.Cli" -c Release -r "$rid" --self-contained false -v q -nologo >/dev/null
 fi
 qcow() { dotnet "$qcow_dll" "$@"; }
 

@@ -202,22 +202,44 @@ internal static class DiffWriter
                 cancel.ThrowIfCancellationRequested();
                 int n = batch.Count;
                 long[] read = new long[n];
+                var known = new Known[n];
                 // Whole clusters are needed to compress them, or when the caller stores the bytes it is given (asked
                 // per batch: a writer that clones stops needing them); otherwise a page decides most clusters.
                 int probe = options.Compress || wantsBytes() ? int.MaxValue : ProbeBytes;
-                InParallel(n, cancel, i =>
+                void Whole(int i)
                 {
                     long start = batch[i] * cs;
                     int len = (int)Math.Min(cs, size - start);
-                    results[i] = Compare(top, below, start, topBufs[i].AsSpan(0, len), belowBufs[i].AsSpan(0, len),
-                        probe, out read[i]);
+                    results[i] = Compare(top, below, start, topBufs[i].AsSpan(0, len), belowBufs[i].AsSpan(0, len), known[i], ref read[i]);
                     if (results[i].Outcome == Outcome.Data && options.Compress && len == cs)
                     {
                         // The below buffer is no longer needed: compress into it.
                         int clen = ClusterCompression.Compress(options.Codec, topBufs[i].AsSpan(0, len), belowBufs[i].AsSpan(0, maxCompressed));
                         if (clen > 0) results[i] = new Result(Outcome.Compressed, clen);
                     }
-                });
+                }
+                if (probe >= cs)
+                {
+                    InParallel(n, cancel, Whole);
+                }
+                else
+                {
+                    // A page is a short read: the pages go one after the other on this thread (handing them to other
+                    // threads costs more than reading them), and only the clusters they leave open are read whole, in
+                    // parallel.
+                    var open = new List<int>();
+                    for (int i = 0; i < n; i++)
+                    {
+                        long start = batch[i] * cs;
+                        int len = (int)Math.Min(cs, size - start);
+                        if (Probe(top, below, start, topBufs[i].AsSpan(0, len), belowBufs[i].AsSpan(0, len), probe, ref read[i], out known[i]) is { } r)
+                            results[i] = r;
+                        else
+                            open.Add(i);
+                    }
+                    if (open.Count == 1) Whole(open[0]);
+                    else if (open.Count > 1) InParallel(open.Count, cancel, j => Whole(open[j]));
+                }
                 for (int i = 0; i < n; i++)
                 {
                     bytesRead += read[i];
@@ -281,37 +303,54 @@ internal static class DiffWriter
     }
 
     /// <summary>
-    /// Decides whether the guest cluster at <paramref name="start"/> is the same in <paramref name="top"/> as in
-    /// <paramref name="below"/>, all zeros, or data. The first <paramref name="probe"/> bytes are read first; the rest
-    /// only when they cannot decide it. <paramref name="t"/> holds the whole top cluster only when the probe covers it
-    /// or the rest had to be read; the outcome is the same as comparing every byte.
+    /// Decides from the first <paramref name="probe"/> bytes alone, when they can: a first page that is not all zeros
+    /// and differs from the one below (or has nothing below) makes the cluster data. Otherwise returns null and says
+    /// in <paramref name="known"/> what was read and learned, for <see cref="Compare"/> to go on from.
     /// </summary>
-    private static Result Compare(DiskView top, DiskView? below, long start, Span<byte> t, Span<byte> b, int probe,
-        out long read)
+    private static Result? Probe(DiskView top, DiskView? below, long start, Span<byte> t, Span<byte> b, int probe,
+        ref long read, out Known known)
     {
-        int len = t.Length;
-        int p = Math.Min(probe, len);
-        read = ReadCounting(top, start, t[..p]);
-        var partData = new Result(Outcome.Data, len, Whole: p == len);
-        var data = new Result(Outcome.Data, len, Whole: true);
-        if (below is null || ReadsAsZero(below, start, len))
+        int p = Math.Min(probe, t.Length);
+        read += ReadCounting(top, start, t[..p]);
+        bool belowData = below is not null && !ReadsAsZero(below, start, t.Length);
+        bool differs = false;
+        if (belowData)
         {
-            // Nothing to read below: the cluster is kept exactly when the top is not all zeros.
-            if (t[..p].ContainsAnyExcept((byte)0)) return partData;
-            read += ReadCounting(top, start + p, t[p..]);
-            if (t.ContainsAnyExcept((byte)0)) return data;
-            return new Result(below is null ? Outcome.Zero : Outcome.Same, 0);
+            read += ReadCounting(below!, start, b[..p]);
+            differs = !t[..p].SequenceEqual(b[..p]);
         }
-        read += ReadCounting(below, start, b[..p]);
-        bool probesEqual = t[..p].SequenceEqual(b[..p]);
-        if (!probesEqual && t[..p].ContainsAnyExcept((byte)0)) return partData;
-        read += ReadCounting(top, start + p, t[p..]);
-        if (probesEqual)
+        known = new Known(p, belowData ? p : 0, differs);
+        if ((differs || !belowData) && t[..p].ContainsAnyExcept((byte)0))
+            return new Result(Outcome.Data, t.Length, Whole: p == t.Length);
+        return null;
+    }
+
+    /// <summary>
+    /// Reads the rest of the guest cluster at <paramref name="start"/> (<paramref name="known"/>: what
+    /// <see cref="Probe"/> read; <see cref="Known.Nothing"/> to read it all) and decides: the same as below, all
+    /// zeros, or data. Below is read only when that can still decide (the first pages were equal).
+    /// </summary>
+    private static Result Compare(DiskView top, DiskView? below, long start, Span<byte> t, Span<byte> b, Known known, ref long read)
+    {
+        read += ReadCounting(top, start + known.Top, t[known.Top..]);
+        bool zeros = !t.ContainsAnyExcept((byte)0);
+        var data = new Result(Outcome.Data, t.Length);
+        if (below is null) return zeros ? new Result(Outcome.Zero, 0) : data;
+        bool belowData = known.Top > 0 ? known.Below > 0 : !ReadsAsZero(below, start, t.Length);
+        // Nothing to read below: equal exactly when the top cluster is all zeros.
+        if (!belowData) return zeros ? new Result(Outcome.Same, 0) : data;
+        if (!known.Differs)
         {
-            read += ReadCounting(below, start + p, b[p..]);
+            read += ReadCounting(below, start + known.Below, b[known.Below..]);
             if (t.SequenceEqual(b)) return new Result(Outcome.Same, 0);
         }
-        return t.ContainsAnyExcept((byte)0) ? data : new Result(Outcome.Zero, 0);
+        return zeros ? new Result(Outcome.Zero, 0) : data;
+    }
+
+    /// <summary>What <see cref="Probe"/> read of the top and below clusters, and whether those bytes differ.</summary>
+    private readonly record struct Known(int Top, int Below, bool Differs)
+    {
+        public static Known Nothing => default;
     }
 
     /// <summary>Runs <paramref name="body"/> for 0 to <paramref name="count"/> - 1 in parallel.</summary>
