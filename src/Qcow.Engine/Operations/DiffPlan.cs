@@ -34,7 +34,7 @@ internal sealed class DiffPlan
     }
 
     /// <summary>Consecutive guest clusters stored alike.</summary>
-    internal readonly record struct Run(long Start, int Count, DiffWriter.Outcome Kind);
+    internal readonly record struct Run(long Start, int Count, DiffScan.Outcome Kind);
 
     internal IReadOnlyList<Run> Runs => _runs;
 
@@ -53,13 +53,13 @@ internal sealed class DiffPlan
     public LayoutPlan Layout => new(DataClusters, ZeroClusters, L2Tables, _layout.DataEnd);
 
     /// <summary>Adds one cluster to store; <paramref name="length"/> is a compressed stream's length.</summary>
-    internal void Add(long cluster, DiffWriter.Outcome kind, int length)
+    internal void Add(long cluster, DiffScan.Outcome kind, int length)
     {
         switch (kind)
         {
-            case DiffWriter.Outcome.Data: _layout.Data(cluster); DataClusters++; break;
-            case DiffWriter.Outcome.Compressed: _layout.Compressed(cluster, length); DataClusters++; break;
-            case DiffWriter.Outcome.Zero: _layout.Zero(cluster); ZeroClusters++; break;
+            case DiffScan.Outcome.Data: _layout.Data(cluster); DataClusters++; break;
+            case DiffScan.Outcome.Compressed: _layout.Compressed(cluster, length); DataClusters++; break;
+            case DiffScan.Outcome.Zero: _layout.Zero(cluster); ZeroClusters++; break;
             default: throw new ArgumentOutOfRangeException(nameof(kind), kind, "only data, compressed and zero clusters are stored");
         }
         if (_runs.Count > 0)

@@ -7,21 +7,12 @@ namespace Qcow.Engine.Operations;
 
 /// <summary>
 /// Writes the guest clusters where one disk state differs from another: the core of convert, convert -d and
-/// linearize. Metadata first: both states are walked as runs of "where the bytes live"; runs that live in the same
-/// place (same file and host offset, or both zero) are equal without reading a byte. Only the remaining clusters are
-/// read (in parallel, positional reads) and compared; results are written in guest order, so output is deterministic.
+/// linearize. <see cref="DiffScan"/> finds them, in guest order; this stores them in a writer, in one pass
+/// (<see cref="Write"/>) or planned (<see cref="Classify(DiskView, DiskView, WriteOptions, string, Action{ProgressInfo}, CancellationToken)"/>,
+/// then <see cref="Emit"/>), letting a qcow2 writer clone data clusters that lie unchanged in a source file.
 /// </summary>
 internal static class DiffWriter
 {
-    private const int BatchClusters = 64;
-
-    /// <summary>
-    /// How much of a cluster the plan's first pass reads before it knows more: one page. Data clusters are rarely all
-    /// zeros and clusters that differ mostly differ in their first page, so a page settles most of them, and the
-    /// second pass reads the cluster anyway (or clones it unread).
-    /// </summary>
-    private const int ProbeBytes = 4096;
-
     /// <summary>
     /// Writes to <paramref name="writer"/> every cluster of <paramref name="top"/> that differs from
     /// <paramref name="below"/> (a <see cref="ZeroView"/> for a standalone image). With a null
@@ -31,15 +22,15 @@ internal static class DiffWriter
     public static LayerStats Write(DiskView top, DiskView? below, IClusterSink writer, string stage,
         Action<ProgressInfo>? progress, CancellationToken cancel)
     {
-        var (bytesRead, compared) = Scan(top, below, writer.ClusterSize, writer.Options, stage, progress, cancel,
+        var (bytesRead, compared) = DiffScan.Scan(top, below, writer.ClusterSize, writer.Options, stage, progress, cancel,
             () => writer is not QcowWriter q || !q.MayLeaveUnfilled, (c, outcome, data, whole) =>
             {
                 switch (outcome)
                 {
-                    case Outcome.Zero: writer.AddZero(c); break;
-                    case Outcome.Data when writer is QcowWriter q: AddDataCloning(q, top, c, data, whole); break;
-                    case Outcome.Data: writer.AddData(c, data); break;
-                    case Outcome.Compressed: writer.AddCompressed(c, data); break;
+                    case DiffScan.Outcome.Zero: writer.AddZero(c); break;
+                    case DiffScan.Outcome.Data when writer is QcowWriter q: AddDataCloning(q, top, c, data, whole); break;
+                    case DiffScan.Outcome.Data: writer.AddData(c, data); break;
+                    case DiffScan.Outcome.Compressed: writer.AddCompressed(c, data); break;
                 }
             });
         return new LayerStats
@@ -68,7 +59,7 @@ internal static class DiffWriter
         long bytesRead, compared;
         try
         {
-            (bytesRead, compared) = Scan(top, below, options.ClusterSize, options, stage, progress, cancel,
+            (bytesRead, compared) = DiffScan.Scan(top, below, options.ClusterSize, options, stage, progress, cancel,
                 () => false, (c, outcome, bytes, _) => plan.Add(c, outcome, bytes.Length));
         }
         catch (DiffPlan.TooLargeException)
@@ -96,12 +87,12 @@ internal static class DiffWriter
         {
             cancel.ThrowIfCancellationRequested();
             long end = run.Start + run.Count;
-            if (run.Kind == Outcome.Zero)
+            if (run.Kind == DiffScan.Outcome.Zero)
             {
                 for (long c = run.Start; c < end; c++) writer.AddZero(c);
                 continue;
             }
-            if (run.Kind == Outcome.Compressed)
+            if (run.Kind == DiffScan.Outcome.Compressed)
             {
                 EmitCompressed(run.Start, end, top, writer, cancel, Report);
                 continue;
@@ -139,7 +130,7 @@ internal static class DiffWriter
         int cs = writer.ClusterSize;
         int maxCompressed = cs + 1024;
         var type = writer.Options.Codec;
-        int n = (int)Math.Min(BatchClusters, end - start);
+        int n = (int)Math.Min(DiffScan.BatchClusters, end - start);
         var input = new byte[n][];
         var streams = new byte[n][];
         var lengths = new int[n];
@@ -153,10 +144,10 @@ internal static class DiffWriter
             for (long first = start; first < end; first += n)
             {
                 int count = (int)Math.Min(n, end - first);
-                InParallel(count, cancel, i =>
+                DiffScan.InParallel(count, cancel, i =>
                 {
                     var t = input[i].AsSpan(0, cs);
-                    ReadCounting(top, (first + i) * cs, t);
+                    DiffScan.ReadCounting(top, (first + i) * cs, t);
                     lengths[i] = ClusterCompression.Compress(type, t, streams[i].AsSpan(0, maxCompressed));
                 });
                 for (int i = 0; i < count; i++)
@@ -170,221 +161,9 @@ internal static class DiffWriter
         }
         finally
         {
-            Return(input);
-            Return(streams);
+            DiffScan.Return(input);
+            DiffScan.Return(streams);
         }
-    }
-
-    /// <summary>
-    /// Walks both states and calls <paramref name="store"/> in guest order for each cluster to store, with the outcome
-    /// and the bytes (data or compressed stream). Returns bytes read from data clusters and clusters compared.
-    /// </summary>
-    private static (long BytesRead, long Compared) Scan(DiskView top, DiskView? below, int cs, WriteOptions options, string stage,
-        Action<ProgressInfo>? progress, CancellationToken cancel, Func<bool> wantsBytes, StoreCluster store)
-    {
-        long size = top.Size;
-        long bytesRead = 0, compared = 0;
-        var batch = new List<long>(BatchClusters);
-        var results = new Result[BatchClusters];
-        var topBufs = new byte[BatchClusters][];
-        var belowBufs = new byte[BatchClusters][];
-        int maxCompressed = cs + 1024;
-        try
-        {
-            for (int i = 0; i < BatchClusters; i++)
-            {
-                topBufs[i] = ArrayPool<byte>.Shared.Rent(cs);
-                belowBufs[i] = ArrayPool<byte>.Shared.Rent(Math.Max(cs, options.Compress ? maxCompressed : 0));
-            }
-
-            void RunBatch()
-            {
-                cancel.ThrowIfCancellationRequested();
-                int n = batch.Count;
-                long[] read = new long[n];
-                var known = new Known[n];
-                // Whole clusters are needed to compress them, or when the caller stores the bytes it is given (asked
-                // per batch: a writer that clones stops needing them); otherwise a page decides most clusters.
-                int probe = options.Compress || wantsBytes() ? int.MaxValue : ProbeBytes;
-                void Whole(int i)
-                {
-                    long start = batch[i] * cs;
-                    int len = (int)Math.Min(cs, size - start);
-                    results[i] = Compare(top, below, start, topBufs[i].AsSpan(0, len), belowBufs[i].AsSpan(0, len), known[i], ref read[i]);
-                    if (results[i].Outcome == Outcome.Data && options.Compress && len == cs)
-                    {
-                        // The below buffer is no longer needed: compress into it.
-                        int clen = ClusterCompression.Compress(options.Codec, topBufs[i].AsSpan(0, len), belowBufs[i].AsSpan(0, maxCompressed));
-                        if (clen > 0) results[i] = new Result(Outcome.Compressed, clen);
-                    }
-                }
-                if (probe >= cs)
-                {
-                    InParallel(n, cancel, Whole);
-                }
-                else
-                {
-                    // A page is a short read: the pages go one after the other on this thread (handing them to other
-                    // threads costs more than reading them), and only the clusters they leave open are read whole, in
-                    // parallel.
-                    var open = new List<int>();
-                    for (int i = 0; i < n; i++)
-                    {
-                        long start = batch[i] * cs;
-                        int len = (int)Math.Min(cs, size - start);
-                        if (Probe(top, below, start, topBufs[i].AsSpan(0, len), belowBufs[i].AsSpan(0, len), probe, ref read[i], out known[i]) is { } r)
-                            results[i] = r;
-                        else
-                            open.Add(i);
-                    }
-                    if (open.Count == 1) Whole(open[0]);
-                    else if (open.Count > 1) InParallel(open.Count, cancel, j => Whole(open[j]));
-                }
-                for (int i = 0; i < n; i++)
-                {
-                    bytesRead += read[i];
-                    long c = batch[i];
-                    var r = results[i];
-                    if (r.Outcome != Outcome.Same)
-                        store(c, r.Outcome, r.Outcome == Outcome.Compressed ? belowBufs[i].AsSpan(0, r.Length) : topBufs[i].AsSpan(0, r.Length), r.Whole);
-                }
-                compared += n;
-                progress?.Invoke(new ProgressInfo(Math.Min(size, (batch[^1] + 1) * cs), size, stage));
-                batch.Clear();
-            }
-
-            long lastCandidate = -1;
-            long offset = 0;
-            long lastReport = 0;
-            while (offset < size)
-            {
-                long remaining = size - offset;
-                var et = top.GetExtent(offset, remaining);
-                long len = et.Length;
-                bool candidate;
-                if (below is null)
-                {
-                    candidate = et.Depth == 0 && et.Kind != ExtentKind.Unallocated;
-                }
-                else
-                {
-                    var eb = below.GetExtent(offset, et.Length);
-                    len = Math.Min(et.Length, eb.Length);
-                    candidate = !et.Take(len).SameSourceAs(eb.Take(len));
-                }
-                if (candidate)
-                {
-                    long first = Math.Max(offset / cs, lastCandidate + 1);
-                    long last = (offset + len - 1) / cs;
-                    for (long c = first; c <= last; c++)
-                    {
-                        batch.Add(c);
-                        if (batch.Count == BatchClusters) RunBatch();
-                    }
-                    lastCandidate = Math.Max(lastCandidate, last);
-                }
-                offset += len;
-                if (offset - lastReport >= 1L << 30)
-                {
-                    cancel.ThrowIfCancellationRequested();
-                    progress?.Invoke(new ProgressInfo(offset, size, stage));
-                    lastReport = offset;
-                }
-            }
-            if (batch.Count > 0) RunBatch();
-            progress?.Invoke(new ProgressInfo(size, size, stage));
-        }
-        finally
-        {
-            Return(topBufs);
-            Return(belowBufs);
-        }
-        return (bytesRead, compared);
-    }
-
-    /// <summary>
-    /// Decides from the first <paramref name="probe"/> bytes alone, when they can: a first page that is not all zeros
-    /// and differs from the one below (or has nothing below) makes the cluster data. Otherwise returns null and says
-    /// in <paramref name="known"/> what was read and learned, for <see cref="Compare"/> to go on from.
-    /// </summary>
-    private static Result? Probe(DiskView top, DiskView? below, long start, Span<byte> t, Span<byte> b, int probe,
-        ref long read, out Known known)
-    {
-        int p = Math.Min(probe, t.Length);
-        read += ReadCounting(top, start, t[..p]);
-        bool belowData = below is not null && !ReadsAsZero(below, start, t.Length);
-        bool differs = false;
-        if (belowData)
-        {
-            read += ReadCounting(below!, start, b[..p]);
-            differs = !t[..p].SequenceEqual(b[..p]);
-        }
-        known = new Known(p, belowData ? p : 0, differs);
-        if ((differs || !belowData) && t[..p].ContainsAnyExcept((byte)0))
-            return new Result(Outcome.Data, t.Length, Whole: p == t.Length);
-        return null;
-    }
-
-    /// <summary>
-    /// Reads the rest of the guest cluster at <paramref name="start"/> (<paramref name="known"/>: what
-    /// <see cref="Probe"/> read; <see cref="Known.Nothing"/> to read it all) and decides: the same as below, all
-    /// zeros, or data. Below is read only when that can still decide (the first pages were equal).
-    /// </summary>
-    private static Result Compare(DiskView top, DiskView? below, long start, Span<byte> t, Span<byte> b, Known known, ref long read)
-    {
-        read += ReadCounting(top, start + known.Top, t[known.Top..]);
-        bool zeros = !t.ContainsAnyExcept((byte)0);
-        var data = new Result(Outcome.Data, t.Length);
-        if (below is null) return zeros ? new Result(Outcome.Zero, 0) : data;
-        bool belowData = known.Top > 0 ? known.Below > 0 : !ReadsAsZero(below, start, t.Length);
-        // Nothing to read below: equal exactly when the top cluster is all zeros.
-        if (!belowData) return zeros ? new Result(Outcome.Same, 0) : data;
-        if (!known.Differs)
-        {
-            read += ReadCounting(below, start + known.Below, b[known.Below..]);
-            if (t.SequenceEqual(b)) return new Result(Outcome.Same, 0);
-        }
-        return zeros ? new Result(Outcome.Zero, 0) : data;
-    }
-
-    /// <summary>What <see cref="Probe"/> read of the top and below clusters, and whether those bytes differ.</summary>
-    private readonly record struct Known(int Top, int Below, bool Differs)
-    {
-        public static Known Nothing => default;
-    }
-
-    /// <summary>Runs <paramref name="body"/> for 0 to <paramref name="count"/> - 1 in parallel.</summary>
-    private static void InParallel(int count, CancellationToken cancel, Action<int> body)
-    {
-        try
-        {
-            Parallel.For(0, count, new ParallelOptions { CancellationToken = cancel }, body);
-        }
-        catch (AggregateException e) when (e.InnerExceptions[0] is QcowException)
-        {
-            // Parallel.For wraps what the readers threw: a bad image must still surface as its one typed error.
-            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(e.InnerExceptions[0]);
-            throw;
-        }
-    }
-
-    /// <summary>Gives back the pooled buffers of <paramref name="buffers"/> that were rented.</summary>
-    private static void Return(byte[][] buffers)
-    {
-        foreach (var b in buffers) if (b is not null) ArrayPool<byte>.Shared.Return(b);
-    }
-
-    /// <summary>True when every byte of the range reads as zero without touching a file (no read needed).</summary>
-    private static bool ReadsAsZero(DiskView view, long offset, int length)
-    {
-        while (length > 0)
-        {
-            var e = view.GetExtent(offset, length);
-            if (!e.ReadsAsZero) return false;
-            length -= (int)e.Length;
-            offset += e.Length;
-        }
-        return true;
     }
 
     /// <summary>
@@ -418,7 +197,7 @@ internal static class DiffWriter
             Clonable(e, cs) && writer.CloneData(0, e.File!.Handle, (long)e.HostOffset, cs, mayLeaveUnfilled: true);
         // A cluster the first page decided holds only that page here: the rest is read now, when the clone is not taken.
         if (!unfilled && whole) data.CopyTo(target);
-        else if (!unfilled) ReadCounting(top, cluster * cs, target[..data.Length]);
+        else if (!unfilled) DiffScan.ReadCounting(top, cluster * cs, target[..data.Length]);
         writer.EndData(1, data.Length);
     }
 
@@ -429,27 +208,4 @@ internal static class DiffWriter
     private static bool Clonable(in Extent e, int cs) =>
         e.Kind == ExtentKind.Data && e.File is { } file && e.Length % cs == 0 &&
         (long)e.HostOffset % cs == 0 && (long)e.HostOffset + e.Length <= file.Length;
-
-    /// <summary>Reads guest bytes, returning how many came from data clusters (zeros cost nothing).</summary>
-    private static long ReadCounting(DiskView view, long offset, Span<byte> buffer)
-    {
-        long fromData = 0;
-        while (!buffer.IsEmpty)
-        {
-            var e = view.GetExtent(offset, buffer.Length);
-            int n = (int)e.Length;
-            DiskView.ReadExtent(e, buffer[..n]);
-            if (!e.ReadsAsZero) fromData += n;
-            buffer = buffer[n..];
-            offset += n;
-        }
-        return fromData;
-    }
-
-    internal enum Outcome : byte { Same, Zero, Data, Compressed }
-
-    private delegate void StoreCluster(long cluster, Outcome outcome, ReadOnlySpan<byte> bytes, bool whole);
-
-    /// <summary>An outcome; <see cref="Whole"/>: the top buffer holds the whole cluster (else only its first page).</summary>
-    private readonly record struct Result(Outcome Outcome, int Length, bool Whole = true);
 }
