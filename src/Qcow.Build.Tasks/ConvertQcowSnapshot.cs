@@ -92,7 +92,7 @@ public sealed class ConvertQcowSnapshot : QcowTask
             BackingFormat = Empty(BackingFormat),
             Diff = diff,
             ComputeSha256 = true,
-            Policy = Settings.Policy(Settings.FullPaths(AllowedBackingPaths, dir), InputWarnings ? w => Warning(Codes.EngineWarning, source, w) : null),
+            Policy = Settings.Policy(Settings.FullPaths(AllowedBackingPaths, dir), InputWarnings ? w => Warning(Codes.EngineWarning, w.File, w.Message) : null),
         };
         Log.LogMessage(MessageImportance.High, $"Exporting {source}{(request.SourceSnapshot is { } s ? $" at {s}" : "")} to {output}");
         var stats = TaskFailure.Step(Codes.WriteFailed, output, () => ConvertOperation.Run(request, Progress(), CancellationToken));

@@ -67,7 +67,7 @@ public sealed class LinearizeQcowChain : QcowTask
             Options = options,
             Snapshots = snapshots.Length == 0 ? null : snapshots,
             NamePattern = Chain.GetMetadata(ItemMetadata.NamePattern) is { Length: > 0 } np ? np : null,
-            Policy = Settings.Policy(Settings.FullPaths(Chain.GetMetadata(ItemMetadata.AllowedBackingPaths), dir), InputWarnings ? w => Warning(Codes.EngineWarning, top, w) : null),
+            Policy = Settings.Policy(Settings.FullPaths(Chain.GetMetadata(ItemMetadata.AllowedBackingPaths), dir), InputWarnings ? w => Warning(Codes.EngineWarning, w.File, w.Message) : null),
             OnlyImages = only,
         };
 

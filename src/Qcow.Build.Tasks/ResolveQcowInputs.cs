@@ -74,7 +74,7 @@ public sealed class ResolveQcowInputs : QcowTask
     private readonly Dictionary<string, string> _outputs = new(StringComparer.Ordinal);
     private readonly PendingStamps _stamps = new();
     private readonly List<ITaskItem> _deferred = [];
-    private readonly HashSet<string> _warned = new(StringComparer.Ordinal);
+    private readonly HashSet<QcowWarning> _warned = [];
     private const string ChainOwner = "QcowChain ";
     private InputHashes? _hashes;
     private SourceChecks _checks = null!;
@@ -125,9 +125,9 @@ public sealed class ResolveQcowInputs : QcowTask
     /// The engine's warnings about an item's inputs (QCOW0100), each logged once per build: this task owns them (it
     /// opens every input; the writing tasks run with InputWarnings off), and items sharing an image share its warning.
     /// </summary>
-    private Action<string> InputWarning(string file) => w =>
+    private Action<QcowWarning> InputWarning() => w =>
     {
-        if (_warned.Add(w)) Warning(Codes.EngineWarning, file, w);
+        if (_warned.Add(w)) Warning(Codes.EngineWarning, w.File, w.Message);
     };
 
     /// <summary>Settings common to both item types; logs QCOW0004 and returns null when invalid.</summary>
@@ -177,7 +177,7 @@ public sealed class ResolveQcowInputs : QcowTask
             Options = options,
             NamePattern = namePattern,
             Snapshots = snapshots.Length == 0 ? null : snapshots,
-            Policy = Settings.Policy(allowed, InputWarning(top)),
+            Policy = Settings.Policy(allowed, InputWarning()),
         };
         ChainPlan plan;
         try
@@ -296,7 +296,7 @@ public sealed class ResolveQcowInputs : QcowTask
         string? diffImageFull = diffImage.Length > 0 ? Full(diffImage) : null;
         if (diffImageFull is not null && !_checks.Exists(diffImageFull, item, "QcowSnapshot DiffBaseImage")) return;
 
-        var policy = Settings.Policy(allowed, InputWarning(source));
+        var policy = Settings.Policy(allowed, InputWarning());
         IReadOnlyList<string> files;
         try
         {

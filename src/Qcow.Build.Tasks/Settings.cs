@@ -61,7 +61,7 @@ internal static class Settings
         Path.DirectorySeparatorChar == '\\' ? path : path.Replace('\\', Path.DirectorySeparatorChar);
 
     /// <summary>The backing policy: the engine's default plus allowed paths; warnings go to <paramref name="warn"/> (null: dropped).</summary>
-    public static BackingPolicy Policy(IReadOnlyList<string> allowed, Action<string>? warn) =>
+    public static BackingPolicy Policy(IReadOnlyList<string> allowed, Action<QcowWarning>? warn) =>
         new() { AllowedPaths = allowed, Warning = warn };
 
     /// <summary>The metadata value, or the default when empty.</summary>

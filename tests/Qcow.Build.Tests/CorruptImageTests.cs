@@ -58,7 +58,9 @@ public sealed class CorruptImageTests(SeedChain seed) : IDisposable
     {
         var w = Assert.Single(b.Log.Warnings);
         Assert.Equal("QCOW0100", w.Code);
-        Assert.StartsWith($"{image}: the corrupt bit is set", w.Message, StringComparison.Ordinal);
+        // Logged against the damaged image itself (here the chain's middle image, not its top).
+        Assert.Equal(image, w.File);
+        Assert.StartsWith("the corrupt bit is set", w.Message, StringComparison.Ordinal);
     }
 
     /// <summary>Sets incompatible feature bit 1 (corrupt), as qemu does when it finds an image damaged.</summary>

@@ -13,6 +13,6 @@ public sealed class BackingPolicy
     /// <summary>Folders (and their trees) or files that may also be used as backing files.</summary>
     public IReadOnlyList<string> AllowedPaths { get; init; } = [];
 
-    /// <summary>Receives warnings (e.g. a backing file whose format had to be probed).</summary>
-    public Action<string>? Warning { get; init; }
+    /// <summary>Receives warnings about the inputs (e.g. a backing file whose format had to be probed).</summary>
+    public Action<QcowWarning>? Warning { get; init; }
 }

@@ -96,7 +96,7 @@ public sealed class ImageSet : IDisposable
             {
                 format = Probe(file);
                 if (namedBy is not null)
-                    Policy.Warning?.Invoke($"{namedBy}: no backing format recorded; probed {path} as {format} (record it with -F)");
+                    Policy.Warning?.Invoke(new QcowWarning(namedBy, $"no backing format recorded; probed {path} as {format} (record it with -F)"));
             }
             ChainLink link = format switch
             {
@@ -105,7 +105,7 @@ public sealed class ImageSet : IDisposable
                 _ => throw new QcowException(namedBy ?? path, $"backing format '{format}' of {path} is not supported (qcow2 and raw are)"),
             };
             if (link is QcowLink { Image.IsMarkedCorrupt: true })
-                Policy.Warning?.Invoke($"{path}: the corrupt bit is set (qemu found this image damaged); it is read read-only, as qemu does; 'qemu-img check -r all' can repair it");
+                Policy.Warning?.Invoke(new QcowWarning(path, "the corrupt bit is set (qemu found this image damaged); it is read read-only, as qemu does; 'qemu-img check -r all' can repair it"));
             // Without a recorded name there is nothing to attach; reading guest data is refused later (EnsureDataReadable).
             if (link is QcowLink { Image: { NeedsDataFile: true } image } && image.Extensions.ExternalDataFile is not null)
             {

@@ -56,7 +56,7 @@ public static class CheckOperation
         // qemu-img check opens the image as for reading: the key of an encrypted image and the data file are needed.
         image.EnsureDataReadable();
         if (image.IsMarkedCorrupt)
-            warning?.Invoke($"{image.Path}: the corrupt bit is set (qemu found this image damaged); checked read-only, nothing is repaired");
+            warning?.Invoke(new QcowWarning(image.Path, "the corrupt bit is set (qemu found this image damaged); checked read-only, nothing is repaired"));
         return new Checker(image).Run();
     }
 

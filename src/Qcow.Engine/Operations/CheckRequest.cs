@@ -6,5 +6,5 @@ public sealed record CheckRequest
     /// <summary>The qcow2 image (its backing file is not opened, as qemu-img check).</summary>
     public required string Image { get; init; }
     /// <summary>Hears warnings about the image (e.g. its corrupt bit), one line each.</summary>
-    public Action<string>? Warning { get; init; }
+    public Action<QcowWarning>? Warning { get; init; }
 }
