@@ -24,6 +24,8 @@ internal static class CheckCommand
             {
                 return QcowCommand.Fail($"could not check: {e.Message}", 1);
             }
+            // As qemu-img check: one line per problem on stderr, whichever the output format.
+            foreach (var m in result.Messages) Console.Error.WriteLine(m);
             if (r.GetValue(output) == "json") WriteJson(result);
             else WriteText(result);
             return result.ExitCode;
@@ -31,10 +33,9 @@ internal static class CheckCommand
         return cmd;
     }
 
-    /// <summary>As qemu-img check prints it: one line per problem on stderr, the summary on stdout.</summary>
+    /// <summary>The summary on stdout, as qemu-img check prints it.</summary>
     private static void WriteText(CheckResult r)
     {
-        foreach (var m in r.Messages) Console.Error.WriteLine(m);
         if (r.Corruptions == 0 && r.Leaks == 0 && r.CheckErrors == 0) Console.WriteLine("No errors were found on the image.");
         if (r.Corruptions > 0)
             Console.WriteLine($"\n{r.Corruptions} errors were found on the image.\nData may be corrupted, or further writes to the image may corrupt it.");
