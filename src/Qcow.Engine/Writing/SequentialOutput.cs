@@ -60,12 +60,9 @@ internal sealed unsafe class SequentialOutput : IDisposable
     // Clones: ranges of the chunk that hold a source's bytes unchanged, cloned from it rather than written.
     private readonly record struct Chunk(IntPtr Buffer, long Offset, int Length, CloneRange[]? Clones = null);
 
-    private readonly CloneRanges _clones = new();
+    private readonly OutputClones _clones = new();
     private CloneRange[]? _headClones;
-    private int _cloneAlignment;
-    // Set by the writer thread at the first refusal: the file systems do not change under one output. The producer
-    // reads it only as a hint (a stale read adds ranges the writer then writes).
-    private bool _cloneOff;
+    private readonly WritebackHint _writeback;
 
     /// <summary>Writes to <paramref name="sink"/> front to back, never seeking; it is flushed by <see cref="Complete"/>, not closed.</summary>
     public SequentialOutput(Stream sink, string target, bool sha256, ChunkPool? pool = null)
@@ -90,6 +87,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
         _sink = sink;
         _target = target;
         _direct = directIo && HostPlatform.LinuxCalls && OutputCalls.TrySetDirect(handle, true);
+        _writeback = new WritebackHint(handle);
         if (sha256)
         {
             _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -150,8 +148,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
     public Span<byte> GetSpanUpTo(int maxLength) =>
         new((byte*)_cur + _curLength, Math.Min(maxLength, ChunkSize - _curLength));
 
-    // The writer thread turns cloning off when the file system refuses it.
-    private bool MayClone => _sink is null && !_direct && !Volatile.Read(ref _cloneOff) && HostPlatform.LinuxCalls;
+    private bool MayClone => _sink is null && !_direct && !_clones.Off && HostPlatform.LinuxCalls;
 
     /// <summary>
     /// True while <see cref="CloneFrom"/> with mayLeaveUnfilled would take a range unfilled (cloning is on and nothing
@@ -173,8 +170,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
     {
         if (!MayClone) return false;
         bool unfilled = mayLeaveUnfilled && _hash is null;
-        _cloneAlignment = alignment;
-        _clones.Add(source, sourceOffset, Position + offsetInSpan, length, unfilled);
+        _clones.Add(source, sourceOffset, Position + offsetInSpan, length, alignment, unfilled);
         return unfilled;
     }
 
@@ -206,7 +202,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
         _length = Position;
         if (_curLength > 0 || _cur == _head)
         {
-            EnqueueLast(new Chunk(_cur, _curOffset, _curLength, TakeClones()));
+            EnqueueLast(new Chunk(_cur, _curOffset, _curLength, _clones.Take()));
         }
         else
         {
@@ -254,7 +250,7 @@ internal sealed unsafe class SequentialOutput : IDisposable
     private void Submit()
     {
         ThrowIfFailed();
-        var chunk = new Chunk(_cur, _curOffset, _curLength, TakeClones());
+        var chunk = new Chunk(_cur, _curOffset, _curLength, _clones.Take());
         if (_curOffset == 0 && MayPatch)
         {
             _head = _cur; // kept for PatchHead; written by Complete
@@ -392,10 +388,10 @@ internal sealed unsafe class SequentialOutput : IDisposable
         var bytes = new Span<byte>((void*)chunk.Buffer, chunk.Length);
         // With cloning off, still through Apply: ranges recorded before it went off may be unfilled.
         if (chunk.Clones is { } clones)
-            CloneRanges.Apply(_handle, chunk.Offset, bytes, clones, _cloneAlignment, ref _cloneOff, WriteBuffered);
+            _clones.Write(_handle, chunk.Offset, bytes, clones, WriteBuffered);
         else
             WriteBuffered(chunk.Offset, bytes);
-        StartWriteback(chunk.Offset, chunk.Length);
+        _writeback.Wrote(chunk.Offset, chunk.Length);
     }
 
     private void WriteBuffered(long offset, ReadOnlySpan<byte> bytes)
@@ -407,36 +403,6 @@ internal sealed unsafe class SequentialOutput : IDisposable
         }
     }
 
-    // The clone ranges of the chunk being submitted.
-    private CloneRange[]? TakeClones()
-    {
-        if (_clones.Ranges.Count == 0) return null;
-        var ranges = _clones.Ranges.ToArray();
-        _clones.Clear();
-        return ranges;
-    }
-
-    /// <summary>
-    /// Asks the kernel to start writing a range back (Linux sync_file_range, which does not wait for the device).
-    /// Only a hint: where it is unavailable nothing happens, and the final flush still makes everything durable.
-    /// </summary>
-    private void StartWriteback(long offset, int length)
-    {
-        long end = offset + length;
-        // Two direct-I/O writer threads that fell back to the page cache both get here: the range is theirs in turn.
-        lock (_writebackLock)
-        {
-            if (_writebackUnavailable || end - _writebackFrom < WritebackStep) return;
-            if (!OutputCalls.TryStartWriteback(_handle, _writebackFrom, end - _writebackFrom))
-                _writebackUnavailable = true;
-            _writebackFrom = end;
-        }
-    }
-
-    private readonly Lock _writebackLock = new();
-    private bool _writebackUnavailable = !HostPlatform.LinuxCalls;
-    private long _writebackFrom;
-    private const long WritebackStep = 32L << 20;
     private void ThrowIfFailed()
     {
         if (Volatile.Read(ref _error) is { } e && e is not OperationCanceledException) throw Failure(e);

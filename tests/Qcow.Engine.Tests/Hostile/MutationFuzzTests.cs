@@ -79,6 +79,8 @@ public sealed class MutationFuzzTests(HostileImages bases, ITestOutputHelper out
                 ProcessResult r;
                 try
                 {
+                    // A bound on the oracle, not a timing: qemu-img may loop on a mutant. Reaching it fails nothing; that
+                    // mutant is only not compared (a loaded machine compares fewer, never passes or fails another).
                     r = Qemu.Run("qemu-img", ["convert", "-U", "-O", "raw", path, raw], [0, 1], timeout: TimeSpan.FromSeconds(30));
                 }
                 catch (TimeoutException)
