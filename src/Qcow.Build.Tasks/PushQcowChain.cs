@@ -16,6 +16,9 @@ public sealed class PushQcowChain : QcowTask
     /// <summary>The project name (MSBuildProjectName), for the output line.</summary>
     [Required] public string ProjectName { get; set; } = "";
 
+    /// <summary>The project file (MSBuildProjectFullPath), named by errors about its properties; default: the file of the task's node.</summary>
+    public string? ProjectFile { get; set; }
+
     /// <summary>The registry, <c>host[:port]</c> (QcowRegistry).</summary>
     [Required] public string Registry { get; set; } = "";
 
@@ -27,6 +30,9 @@ public sealed class PushQcowChain : QcowTask
 
     /// <summary>Registries reached over plain HTTP although not on a loopback address (QcowInsecureRegistries).</summary>
     public string[] InsecureRegistries { get; set; } = [];
+
+    /// <summary>Blobs uploaded at the same time, 1 to 64 (QcowMaxConcurrentUploads; <c>RegistryOptions.MaxConcurrentUploads</c>).</summary>
+    public string MaxConcurrentUploads { get; set; } = "3";
 
     /// <summary>The resolved chains (QcowResolvedChain: ChainJson, optional Repository).</summary>
     public ITaskItem[] Chains { get; set; } = [];
@@ -43,11 +49,18 @@ public sealed class PushQcowChain : QcowTask
         foreach (var export in Exports)
             Warning(Codes.ExportNotPushed, export.GetMetadata(ItemMetadata.FullPath), "a single export is not a chain and is not pushed to the registry");
 
+        // The bound is qcow push --concurrency's: more connections than that only crowd the registry.
+        if (!int.TryParse(MaxConcurrentUploads.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int concurrent) || concurrent is < 1 or > 64)
+        {
+            Error(Codes.InvalidOption, ProjectFile ?? BuildEngine?.ProjectFileOfTaskNode, $"QcowMaxConcurrentUploads '{MaxConcurrentUploads}': use a number from 1 to 64");
+            return;
+        }
         string registry = Registry.Trim().TrimEnd('/');
         var tags = Tags.Select(t => t.Trim()).Where(t => t.Length > 0).Distinct(StringComparer.Ordinal).ToList();
         var options = new RegistryOptions
         {
             InsecureRegistries = [.. InsecureRegistries.Select(r => r.Trim()).Where(r => r.Length > 0)],
+            MaxConcurrentUploads = concurrent,
             Progress = Progress(),
         };
 

@@ -39,6 +39,31 @@ public sealed class PushQcowChainTests : IDisposable
         Assert.Equal($"{a} and {c} would both be pushed to {task.Registry}/vm/base; give one of the QcowChain items other Repository metadata", error.Message);
     }
 
+    [Theory]
+    [InlineData("0")]
+    [InlineData("-1")]
+    [InlineData("65")]
+    [InlineData("three")]
+    [InlineData("2.5")]
+    public void A_MaxConcurrentUploads_that_is_not_a_number_from_1_to_64_is_one_QCOW0004_naming_the_property_and_nothing_is_sent(string value)
+    {
+        // Nothing listens on the registry's port: a request would be a QCOW0010, not the invalid option.
+        string chainJson = Path.Combine(Chains.Synthetic(_dir["a"], seed: 1, 4096), "chain.json");
+        var item = new TaskItem(chainJson);
+        item.SetMetadata("ChainJson", chainJson);
+        var engine = new FakeBuildEngine(_dir["p.imgproj"]);
+        var task = new PushQcowChain
+        {
+            BuildEngine = engine, ProjectName = "p", Registry = $"127.0.0.1:{RegistryServer.FreePort()}", Repository = "vm/base",
+            MaxConcurrentUploads = value, Chains = [item],
+        };
+        Assert.False(task.Execute());
+        var error = Assert.Single(engine.Errors);
+        Assert.Equal("QCOW0004", error.Code);
+        Assert.Equal(_dir["p.imgproj"], error.File);
+        Assert.Equal($"QcowMaxConcurrentUploads '{value}': use a number from 1 to 64", error.Message);
+    }
+
     /// <inheritdoc />
     public void Dispose() => _dir.Dispose();
 }

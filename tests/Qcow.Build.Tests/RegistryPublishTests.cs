@@ -139,6 +139,50 @@ public sealed partial class RegistryPublishTests(SeedChain seed, PackedSdk sdk, 
 
     [SkippableFact]
     [Trait("Category", "Slow")]
+    public void QcowMaxConcurrentUploads_is_how_many_blobs_go_up_at_once_the_manifest_is_the_same_and_a_bad_value_is_one_QCOW0004()
+    {
+        var server = registry.Server;
+        string proj = Project("concurrency", "images.imgproj", """<ItemGroup><QcowChain Include="images/imageC.qcow2" /></ItemGroup>""");
+        string built = _dir["concurrency/bin/Release"];
+        var bound = TimeSpan.FromMinutes(2);
+
+        // One at a time: the 9 blobs (7 layers, chain.json, the empty config) never overlap.
+        string one;
+        using (var proxy = new UploadProxy(server.Host, hold: 0, bound))
+        {
+            var item = PushedItem(PublishOk(proj, $"-p:QcowRegistry={proxy.Host}", "-p:QcowRepository=concurrency/one",
+                "-p:QcowMaxConcurrentUploads=1", "-getItem:QcowPushedImage"));
+            Assert.Equal("9", item["BlobsUploaded"]);
+            Assert.Equal((9, 1), (proxy.Uploads, proxy.MaxInFlight));
+            one = item["Digest"];
+        }
+
+        // Four at a time: the first uploads are held until four are in flight, which only four at once reach (the
+        // default of three would wait for ever; the bound turns that into a failure). The same manifest.
+        using (var proxy = new UploadProxy(server.Host, hold: 4, bound))
+        {
+            var item = PushedItem(PublishOk(proj, $"-p:QcowRegistry={proxy.Host}", "-p:QcowRepository=concurrency/four",
+                "-p:QcowMaxConcurrentUploads=4", "-getItem:QcowPushedImage"));
+            Assert.False(proxy.HoldTimedOut, "fewer than four blob uploads were ever in flight at once");
+            Assert.Equal((9, 4), (proxy.Uploads, proxy.MaxInFlight));
+            Assert.Equal("9", item["BlobsUploaded"]);
+            Assert.Equal(one, item["Digest"]);
+        }
+        Assert.Equal(one, AssertPullsAs($"{server.Host}/concurrency/four:1.0.0", built, _dir["concurrency-pulled"]));
+
+        // Not a number from 1 to 64: one error naming the property, against the project; nothing pushed.
+        foreach (string bad in new[] { "0", "many" })
+        {
+            var (code, output) = Publish(proj, null, $"-p:QcowRegistry={server.Host}", "-p:QcowRepository=concurrency/bad", $"-p:QcowMaxConcurrentUploads={bad}");
+            Assert.NotEqual(0, code);
+            string error = Assert.Single(Lines(output, "error QCOW"));
+            Assert.True(error.Contains($"{proj} : error QCOW0004: QcowMaxConcurrentUploads '{bad}': use a number from 1 to 64", StringComparison.Ordinal), error);
+            Assert.DoesNotContain($"images -> {server.Host}/", output, StringComparison.Ordinal);
+        }
+    }
+
+    [SkippableFact]
+    [Trait("Category", "Slow")]
     public void A_bad_reference_or_an_unreachable_registry_is_one_QCOW0010_naming_it_and_an_export_is_named_as_not_pushed()
     {
         var server = registry.Server;
