@@ -128,6 +128,22 @@ check_layers() {
   done
 }
 
+# timed_qcow LABEL OUT RUN ARGS...: times `qcow ARGS... OUT`, then sync, as LABEL (OUT removed first; RUN is "r/n");
+# with --baseline, the baseline build's the same way as LABEL-baseline, into OUT-baseline, removed after.
+timed_qcow() {
+  local label=$1 dest=$2 run=$3; shift 3
+  local dll bdest=${dest%.qcow2}-baseline
+  [[ $dest == *.qcow2 ]] && bdest+=.qcow2
+  for dll in "$qcow_dll" ${baseline:+"$baseline"}; do
+    local l=$label d=$dest who=
+    [[ $dll == "$qcow_dll" ]] || { l=$label-baseline; d=$bdest; who="baseline "; }
+    rm -rf "$d"; sync
+    echo "-- ${label%%/*}: ${who}qcow $1, run $run"
+    measure "$l" -- bash -c 'dll=$0 out=$1; shift; dotnet "$dll" "$@" "$out" >/dev/null && sync' "$dll" "$d" "$@"
+    [[ $d == "$dest" ]] || rm -rf "$d"
+  done
+}
+
 # linearize_vs_stock PREFIX CHAINDIR STOCKRUNS QCOWRUNS: alternate the two pipelines, then compare the outputs.
 linearize_vs_stock() {
   local p=$1 chain=$2 sruns=$3 qruns=$4 r n
@@ -139,15 +155,7 @@ linearize_vs_stock() {
       measure "$p/stock" -- bash "$here/stock.sh" "$chain" "$out/stock" "${states[@]}"
     fi
     if (( r <= qruns )); then
-      rm -rf "$out/qcow"; sync
-      echo "-- $p: qcow linearize, run $r/$qruns"
-      measure "$p/qcow" -- bash -c 'dotnet "$0" linearize "$1" "$2" >/dev/null && sync' "$qcow_dll" "$chain/imageC.qcow2" "$out/qcow"
-    fi
-    if (( r <= qruns )) && [[ -n $baseline ]]; then
-      rm -rf "$out/qcow-baseline"; sync
-      echo "-- $p: baseline qcow linearize, run $r/$qruns"
-      measure "$p/qcow-baseline" -- bash -c 'dotnet "$0" linearize "$1" "$2" >/dev/null && sync' "$baseline" "$chain/imageC.qcow2" "$out/qcow-baseline"
-      rm -rf "$out/qcow-baseline"
+      timed_qcow "$p/qcow" "$out/qcow" "$r/$qruns" linearize "$chain/imageC.qcow2"
     fi
   done
   echo -e "$p/qcow\t$(size_of "${layers[@]/#/$out/qcow/}")" >> "$sizes"
@@ -173,14 +181,7 @@ if has export; then
     rm -f "$out/export-qemu.qcow2" "$out/export-qcow.qcow2"; sync
     echo "-- export: qemu-img convert -l, run $r/$runs"
     measure export/qemu-img -- bash -c 'qemu-img convert -O qcow2 -l snapshot.name=sn0 "$0" "$1" && sync' "$chain/imageA.qcow2" "$out/export-qemu.qcow2"
-    echo "-- export: qcow convert -l, run $r/$runs"
-    measure export/qcow -- bash -c 'dotnet "$0" convert -l snapshot.name=sn0 "$1" "$2" && sync' "$qcow_dll" "$chain/imageA.qcow2" "$out/export-qcow.qcow2"
-    if [[ -n $baseline ]]; then
-      rm -f "$out/export-baseline.qcow2"; sync
-      echo "-- export: baseline qcow convert -l, run $r/$runs"
-      measure export/qcow-baseline -- bash -c 'dotnet "$0" convert -l snapshot.name=sn0 "$1" "$2" && sync' "$baseline" "$chain/imageA.qcow2" "$out/export-baseline.qcow2"
-      rm -f "$out/export-baseline.qcow2"
-    fi
+    timed_qcow export/qcow "$out/export-qcow.qcow2" "$r/$runs" convert -l snapshot.name=sn0 "$chain/imageA.qcow2"
   done
   echo -e "export/qemu-img\t$(size_of "$out/export-qemu.qcow2")" >> "$sizes"
   echo -e "export/qcow\t$(size_of "$out/export-qcow.qcow2")" >> "$sizes"
@@ -290,25 +291,10 @@ if has reflink; then
       rm -f "$rmnt/export-qemu.qcow2" "$rmnt/export-qcow.qcow2"; sync
       echo "-- reflink: qemu-img convert -C -l, run $r/$runs"
       measure reflink/qemu-img-C -- bash -c 'qemu-img convert -C -O qcow2 -l snapshot.name=sn0 "$0" "$1" && sync' "$rmnt/chain/imageA.qcow2" "$rmnt/export-qemu.qcow2"
-      echo "-- reflink: qcow convert -l, run $r/$runs"
-      measure reflink/qcow-convert -- bash -c 'dotnet "$0" convert -l snapshot.name=sn0 "$1" "$2" && sync' "$qcow_dll" "$rmnt/chain/imageA.qcow2" "$rmnt/export-qcow.qcow2"
-      if [[ -n $baseline ]]; then
-        rm -f "$rmnt/export-baseline.qcow2"; sync
-        echo "-- reflink: baseline qcow convert -l, run $r/$runs"
-        measure reflink/qcow-convert-baseline -- bash -c 'dotnet "$0" convert -l snapshot.name=sn0 "$1" "$2" && sync' "$baseline" "$rmnt/chain/imageA.qcow2" "$rmnt/export-baseline.qcow2"
-        rm -f "$rmnt/export-baseline.qcow2"
-      fi
+      timed_qcow reflink/qcow-convert "$rmnt/export-qcow.qcow2" "$r/$runs" convert -l snapshot.name=sn0 "$rmnt/chain/imageA.qcow2"
       echo "-- reflink: hash the sources once, run $r/$runs"
       measure reflink/hash-sources -- bash -c 'cat "$0"/image?.qcow2 | openssl dgst -sha256 >/dev/null' "$rmnt/chain"
-      rm -rf "$rmnt/qcow"; sync
-      echo "-- reflink: qcow linearize, run $r/$runs"
-      measure reflink/qcow-linearize -- bash -c 'dotnet "$0" linearize "$1" "$2" >/dev/null && sync' "$qcow_dll" "$rmnt/chain/imageC.qcow2" "$rmnt/qcow"
-      if [[ -n $baseline ]]; then
-        rm -rf "$rmnt/qcow-baseline"; sync
-        echo "-- reflink: baseline qcow linearize, run $r/$runs"
-        measure reflink/qcow-linearize-baseline -- bash -c 'dotnet "$0" linearize "$1" "$2" >/dev/null && sync' "$baseline" "$rmnt/chain/imageC.qcow2" "$rmnt/qcow-baseline"
-        rm -rf "$rmnt/qcow-baseline"
-      fi
+      timed_qcow reflink/qcow-linearize "$rmnt/qcow" "$r/$runs" linearize "$rmnt/chain/imageC.qcow2"
     done
     echo -e "reflink/qemu-img-C\t$(size_of "$rmnt/export-qemu.qcow2")" >> "$sizes"
     echo -e "reflink/qcow-convert\t$(size_of "$rmnt/export-qcow.qcow2")" >> "$sizes"

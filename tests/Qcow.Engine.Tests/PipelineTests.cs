@@ -109,8 +109,8 @@ public class PipelineTests(SeedChainFixture seed) : IClassFixture<SeedChainFixtu
 
         var layers = SeedStates.All.Select(s => s.Layer).ToList();
         Assert.Equal(layers, steps.Where(s => s.StartsWith("committed:", StringComparison.Ordinal)).Select(s => s["committed:".Length..]));
-        // The bottom layer is compared while the second is written.
-        Assert.Equal(["classified:" + layers[1], "classified:" + layers[0]], steps.Where(s => s.StartsWith("classified:", StringComparison.Ordinal)).Take(2));
+        // Compared bottom first (the overlap of writes is shown by Outputs_above_the_bottom_are_written_while_the_bottom_still_is).
+        Assert.Equal(layers.Select(l => "classified:" + l), steps.Where(s => s.StartsWith("classified:", StringComparison.Ordinal)));
         Assert.Equal("chain-json", steps[^1]);
         Assert.Equal(layers, result!.Layers.Select(l => l.Layer.FileName));
         AssertNothingLeft(dir["out"], ends);
@@ -183,13 +183,34 @@ public class PipelineTests(SeedChainFixture seed) : IClassFixture<SeedChainFixtu
     [Fact]
     public void A_write_order_that_could_deadlock_the_bound_is_refused_before_anything_runs()
     {
-        var outputs = Enumerable.Range(0, 5).Select(i => new NothingOutput($"o{i}")).ToList();
-        // The committer goes bottom first: four outputs written above an unwritten bottom would hold every slot.
-        Assert.Throws<ArgumentException>(() => OutputPipeline.Run(outputs, [4, 3, 2, 1, 0], default));
-        Assert.Throws<ArgumentException>(() => OutputPipeline.Run(outputs, [0, 1, 1, 3, 4], default));
+        int n = OutputPipeline.MaxOutputsInFlight + 2;
+        var outputs = Enumerable.Range(0, n).Select(i => new NothingOutput($"o{i}")).ToList();
+        // The committer goes bottom first: outputs written above an unwritten bottom would hold every slot.
+        Assert.Throws<ArgumentException>(() => OutputPipeline.Run(outputs, Enumerable.Range(0, n).Reverse().ToList(), default));
+        Assert.Throws<ArgumentException>(() => OutputPipeline.Run(outputs, [0, 1, 1, .. Enumerable.Range(3, n - 3)], default));
         Assert.All(outputs, o => Assert.Equal(0, o.Calls));
-        // Linearize's order (the second layer first, then the bottom) is fine.
-        OutputPipeline.Run(outputs, [1, 0, 2, 3, 4], default);
+        // The second layer first, then the bottom, is fine, and so is the highest order the bound allows.
+        OutputPipeline.Run(outputs, [1, 0, .. Enumerable.Range(2, n - 2)], default);
+        Assert.All(outputs, o => Assert.Equal(3, o.Calls));
+        int[] highest = [.. Enumerable.Range(0, OutputPipeline.MaxOutputsInFlight).Reverse(), .. Enumerable.Range(OutputPipeline.MaxOutputsInFlight, 2)];
+        OutputPipeline.Run(outputs, highest, default);
+        Assert.All(outputs, o => Assert.Equal(6, o.Calls));
+    }
+
+    [Fact]
+    public void Outputs_above_the_bottom_are_written_while_the_bottom_still_is()
+    {
+        // The bottom output's write (linearize writes bottom first) waits until the third output has been written: only
+        // a second writer can do that.
+        using var thirdWritten = new ManualResetEventSlim();
+        bool bottomSawIt = false;
+        var outputs = Enumerable.Range(0, 4).Select(i => new NothingOutput($"o{i}")).ToList();
+        outputs[0].OnWrite = () => bottomSawIt = thirdWritten.Wait(TimeSpan.FromMinutes(1));
+        outputs[2].OnWrite = thirdWritten.Set;
+
+        OutputPipeline.Run(outputs, [0, 1, 2, 3], default);
+
+        Assert.True(bottomSawIt);
         Assert.All(outputs, o => Assert.Equal(3, o.Calls));
     }
 
@@ -197,8 +218,9 @@ public class PipelineTests(SeedChainFixture seed) : IClassFixture<SeedChainFixtu
     private sealed class NothingOutput(string name) : PipelineOutput(name)
     {
         public int Calls;
+        public Action? OnWrite;
         public override void Classify(CancellationToken cancel) => Calls++;
-        public override bool Write(Qcow.Engine.Writing.ChunkPool pool, CancellationToken cancel) { Calls++; return false; }
+        public override bool Write(Qcow.Engine.Writing.ChunkPool pool, CancellationToken cancel) { Calls++; OnWrite?.Invoke(); return false; }
         public override void Commit() => Calls++;
         public override void Dispose() { }
     }

@@ -53,9 +53,9 @@ public static class LinearizeOperation
                 keep ? () => kept!.Of(layer, path) : null, layerProgress, outputs.Count));
             previous = view;
         }
-        // The bottom layer holds the whole base image, usually far more than any layer above it: compare it while the
-        // second layer (usually small) is being written, so the disk does not wait for the largest comparison.
-        int[] order = outputs.Count < 2 ? [0] : [1, 0, .. Enumerable.Range(2, outputs.Count - 2)];
+        // Bottom first: the bottom layer holds the whole base image, usually far more than any layer above it, so it
+        // starts first; the pipeline's second writer writes the layers above it meanwhile.
+        int[] order = [.. Enumerable.Range(0, outputs.Count)];
         OutputPipeline.Run(outputs, order, cancel);
 
         var results = outputs.Select(o => o.Result).ToList();

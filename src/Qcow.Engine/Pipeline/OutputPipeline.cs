@@ -6,23 +6,32 @@ namespace Qcow.Engine.Pipeline;
 
 /// <summary>
 /// The one pipeline that writes layers and exports: plan (the caller), then three overlapping stages. A classifier
-/// compares each output's state with the one below (reads and compares the sources), in write order; the caller's
-/// thread writes each output as soon as it is classified, reading its data clusters straight into the output; a
-/// committer finishes each output (its last writes, its hash, the flush and the rename), in output order, each after
+/// compares each output's state with the one below (reads and compares the sources), in write order; two writers
+/// (the caller's thread and one more) each take the next output classified and write it, reading its data clusters
+/// straight into the output; a committer finishes each output (its last writes, its hash, the flush and the rename), in output order, each after
 /// the one below. So the disk works while the sources are read, and outputs appear one by one, complete. A single
 /// output (an export) has nothing to overlap with: its stages run in turn on the caller's thread.
 /// </summary>
 /// <remarks>
-/// Bounded: the classifier runs at most one output ahead of the writer (a bounded channel), and at most
-/// <see cref="MaxOutputsInFlight"/> outputs are open at once, the one being written included. The first failure of any
+/// Bounded: the classifier runs at most one output ahead of the writers (a bounded channel), and at most
+/// <see cref="MaxOutputsInFlight"/> outputs are open at once, those being written included. The first failure of any
 /// stage cancels the others; when all have stopped and every output is disposed (uncommitted ones leave no temporary
 /// file), it is thrown as one <see cref="QcowException"/> naming the output, or as the caller's
 /// <see cref="OperationCanceledException"/>. The buffers are the run's (<see cref="ChunkPool"/>) and freed at its end.
 /// </remarks>
 internal static class OutputPipeline
 {
-    /// <summary>Outputs open at once: the one being written and at most two behind it, committing.</summary>
-    public const int MaxOutputsInFlight = 3;
+    /// <summary>
+    /// Outputs open at once: the ones being written and those written, waiting to commit (an output commits after the
+    /// one below it: while the bottom layer, usually the largest, is written and hashed, the layers above it are too).
+    /// </summary>
+    public const int MaxOutputsInFlight = 5;
+
+    /// <summary>
+    /// Outputs written at once. Each hashes on a thread of its own: with two, a large output's one SHA-256 stream no
+    /// longer holds back the outputs after it, and both cores hash.
+    /// </summary>
+    public const int Writers = 2;
 
     /// <summary>
     /// Makes <paramref name="outputs"/> (in output order: the commit order) writing them in
@@ -82,7 +91,7 @@ internal static class OutputPipeline
     {
         var classified = Channel.CreateBounded<int>(new BoundedChannelOptions(1) { SingleReader = true, SingleWriter = true });
         // Not bounded itself: the slots bound what goes in.
-        var written = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        var written = Channel.CreateUnbounded<int>(new UnboundedChannelOptions { SingleReader = true });
         var wrote = new bool[outputs.Count];
         using var slots = new SemaphoreSlim(MaxOutputsInFlight);
         int stagesRunning = 2;
@@ -142,27 +151,55 @@ internal static class OutputPipeline
             }
         });
 
-        PipelineOutput? writing = null;
-        try
+        // Outputs are taken (and their slots) in write order, one writer at a time, so the outputs open are always a
+        // prefix of the write order, as with one writer: the order CheckWriteOrder accepts cannot deadlock.
+        using var take = new SemaphoreSlim(1);
+        int taken = 0, writersRunning = Writers;
+        void WriteLoop()
         {
-            for (int n = 0; n < writeOrder.Count; n++)
+            PipelineOutput? writing = null;
+            try
             {
-                int i = classified.Reader.ReadAsync(stop.Token).AsTask().GetAwaiter().GetResult();
-                slots.Wait(stop.Token);
-                writing = outputs[i];
-                wrote[i] = writing.Write(pool, stop.Token);
-                if (wrote[i]) PipelineHooks.Step("written:" + writing.Name);
-                written.Writer.TryWrite(i);
+                while (true)
+                {
+                    int i;
+                    take.Wait(stop.Token);
+                    try
+                    {
+                        if (taken == writeOrder.Count) return;
+                        taken++;
+                        // Closed early only when the classifier failed: that failure is the run's.
+                        if (!classified.Reader.WaitToReadAsync(stop.Token).AsTask().GetAwaiter().GetResult()) return;
+                        classified.Reader.TryRead(out i);
+                        slots.Wait(stop.Token);
+                    }
+                    finally
+                    {
+                        take.Release();
+                    }
+                    writing = outputs[i];
+                    wrote[i] = writing.Write(pool, stop.Token);
+                    if (wrote[i]) PipelineHooks.Step("written:" + writing.Name);
+                    written.Writer.TryWrite(i);
+                    writing = null;
+                }
+            }
+            catch (Exception e)
+            {
+                failure.Record(e, writing);
+            }
+            finally
+            {
+                // The last writer out ends the committer's input.
+                if (Interlocked.Decrement(ref writersRunning) == 0) written.Writer.TryComplete();
             }
         }
-        catch (Exception e)
-        {
-            failure.Record(e, writing);
-        }
-        finally
-        {
-            written.Writer.TryComplete();
-        }
+
+        // The second writer on a thread of its own: it blocks on reads and on its output's buffers for whole outputs.
+        var second = new Thread(WriteLoop) { IsBackground = true, Name = "qcow output writer" };
+        second.Start();
+        WriteLoop();
+        second.Join();
 
         // The stages catch everything: these waits only wait.
         classifier.GetAwaiter().GetResult();
