@@ -1,5 +1,4 @@
 using System.CommandLine;
-using System.Text.Json;
 using Qcow.Engine;
 using Qcow.Engine.Operations;
 
@@ -26,7 +25,7 @@ internal static class CheckCommand
             }
             // As qemu-img check: one line per problem on stderr, whichever the output format.
             foreach (var m in result.Messages) Console.Error.WriteLine(m);
-            if (r.GetValue(output) == "json") WriteJson(result);
+            if (r.GetValue(output) == "json") WriteJson(result, r.GetValue(image)!);
             else WriteText(result);
             return result.ExitCode;
         });
@@ -65,24 +64,28 @@ internal static class CheckCommand
         return p.ToString("F2", System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    private static void WriteJson(CheckResult r)
+    /// <summary>
+    /// The summary as qemu-img check --output=json prints it, byte for byte: its key order and indent, the name as
+    /// given on the command line, and each counter but check-errors left out when it is zero.
+    /// </summary>
+    private static void WriteJson(CheckResult r, string fileName)
     {
-        using var ms = new MemoryStream();
-        using (var j = new Utf8JsonWriter(ms, new JsonWriterOptions { Indented = true }))
+        var w = Console.Out;
+        var fields = new List<string>();
+        void Number(string key, long value)
         {
-            j.WriteStartObject();
-            j.WriteNumber("image-end-offset", r.ImageEndOffset);
-            j.WriteNumber("total-clusters", r.TotalClusters);
-            j.WriteNumber("check-errors", r.CheckErrors);
-            if (r.Corruptions > 0) j.WriteNumber("corruptions", r.Corruptions);
-            if (r.Leaks > 0) j.WriteNumber("leaks", r.Leaks);
-            j.WriteNumber("allocated-clusters", r.AllocatedClusters);
-            j.WriteString("filename", r.FileName);
-            j.WriteString("format", "qcow2");
-            j.WriteNumber("fragmented-clusters", r.FragmentedClusters);
-            j.WriteNumber("compressed-clusters", r.CompressedClusters);
-            j.WriteEndObject();
+            if (value != 0) fields.Add($"    \"{key}\": {value}");
         }
-        Console.WriteLine(System.Text.Encoding.UTF8.GetString(ms.ToArray()));
+        Number("image-end-offset", r.ImageEndOffset);
+        Number("compressed-clusters", r.CompressedClusters);
+        Number("total-clusters", r.TotalClusters);
+        Number("corruptions", r.Corruptions);
+        fields.Add($"    \"check-errors\": {r.CheckErrors}");
+        Number("leaks", r.Leaks);
+        Number("allocated-clusters", r.AllocatedClusters);
+        fields.Add($"    \"filename\": {Formats.QemuJsonString(fileName)}");
+        fields.Add("    \"format\": \"qcow2\"");
+        Number("fragmented-clusters", r.FragmentedClusters);
+        w.Write($"{{\n{string.Join(",\n", fields)}\n}}\n");
     }
 }

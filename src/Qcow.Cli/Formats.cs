@@ -43,4 +43,31 @@ internal static class Formats
         }
         return w.ToString();
     }
+
+    /// <summary>
+    /// A JSON string as qemu's JSON writer quotes it: printable ASCII as is (but <c>"</c> and <c>\</c>), the short
+    /// escapes for control characters that have one, every other character as <c>\uXXXX</c> in capitals.
+    /// </summary>
+    public static string QemuJsonString(string s)
+    {
+        var b = new System.Text.StringBuilder(s.Length + 2).Append('"');
+        foreach (char c in s)
+        {
+            switch (c)
+            {
+                case '"': b.Append("\\\""); break;
+                case '\\': b.Append("\\\\"); break;
+                case '\b': b.Append("\\b"); break;
+                case '\f': b.Append("\\f"); break;
+                case '\n': b.Append("\\n"); break;
+                case '\r': b.Append("\\r"); break;
+                case '\t': b.Append("\\t"); break;
+                default:
+                    if (c >= 0x20 && c <= 0x7e) b.Append(c);
+                    else b.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:X4}");
+                    break;
+            }
+        }
+        return b.Append('"').ToString();
+    }
 }

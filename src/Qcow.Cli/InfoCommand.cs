@@ -40,8 +40,10 @@ internal static class InfoCommand
         w.WriteLine($"file format: {info.Format}");
         w.WriteLine($"virtual size: {Formats.Size(info.VirtualSize)} ({info.VirtualSize} bytes)");
         w.WriteLine($"disk size: {Formats.Size(info.ActualSize)}");
-        if (info.ClusterSize is { } cs) w.WriteLine($"cluster_size: {cs}");
+        // In qemu-img's order: encrypted before the cluster size, the dirty bit after it.
         if (info.Encrypted) w.WriteLine("encrypted: yes");
+        if (info.ClusterSize is { } cs) w.WriteLine($"cluster_size: {cs}");
+        if (info.Dirty) w.WriteLine("cleanly shut down: no");
         if (info.BackingFilename is { } b)
         {
             w.WriteLine(info.FullBackingFilename is { } full && full != b ? $"backing file: {b} (actual path: {full})" : $"backing file: {b}");
@@ -59,11 +61,16 @@ internal static class InfoCommand
             w.WriteLine("Format specific information:");
             w.WriteLine($"    compat: {h.Compat}");
             w.WriteLine($"    compression type: {h.CompressionType.QemuName()}");
-            if (h.Version >= 3) w.WriteLine($"    lazy refcounts: {((h.CompatibleFeatures & Engine.Format.CompatibleFeatures.LazyRefcounts) != 0 ? "true" : "false")}");
+            if (h.Version >= 3) w.WriteLine($"    lazy refcounts: {Bool(LazyRefcounts(h))}");
             w.WriteLine($"    refcount bits: {h.RefcountBits}");
             if (info.DataFile is { } df) w.WriteLine($"    data file: {df}");
-            w.WriteLine($"    corrupt: {(info.Corrupt ? "true" : "false")}");
-            w.WriteLine($"    extended l2: {(h.ExtendedL2 ? "true" : "false")}");
+            if (HasDataFile(h)) w.WriteLine($"    data file raw: {Bool(DataFileRaw(h))}");
+            if (EncryptFormat(h) is { } ef) w.WriteLine($"    encrypt:\n        format: {ef}");
+            if (h.Version >= 3)
+            {
+                w.WriteLine($"    corrupt: {Bool(info.Corrupt)}");
+                w.WriteLine($"    extended l2: {Bool(h.ExtendedL2)}");
+            }
         }
         return w.ToString();
     }
@@ -123,15 +130,35 @@ internal static class InfoCommand
             j.WriteStartObject("data");
             j.WriteString("compat", h.Compat);
             j.WriteString("compression-type", h.CompressionType.QemuName());
-            if (h.Version >= 3) j.WriteBoolean("lazy-refcounts", (h.CompatibleFeatures & Engine.Format.CompatibleFeatures.LazyRefcounts) != 0);
+            if (h.Version >= 3) j.WriteBoolean("lazy-refcounts", LazyRefcounts(h));
             j.WriteNumber("refcount-bits", h.RefcountBits);
             if (info.DataFile is { } df) j.WriteString("data-file", df);
-            j.WriteBoolean("corrupt", info.Corrupt);
-            j.WriteBoolean("extended-l2", h.ExtendedL2);
+            if (HasDataFile(h)) j.WriteBoolean("data-file-raw", DataFileRaw(h));
+            if (EncryptFormat(h) is { } ef)
+            {
+                j.WriteStartObject("encrypt");
+                j.WriteString("format", ef);
+                j.WriteEndObject();
+            }
+            if (h.Version >= 3)
+            {
+                j.WriteBoolean("corrupt", info.Corrupt);
+                j.WriteBoolean("extended-l2", h.ExtendedL2);
+            }
             j.WriteEndObject();
             j.WriteEndObject();
         }
         j.WriteBoolean("dirty-flag", info.Dirty);
         j.WriteEndObject();
     }
+
+    // qemu-img's "Format specific information": version 2 images show only compat, compression type and refcount
+    // bits; "data file raw" appears whenever the external data file bit is set, with or without a file name.
+    private static string Bool(bool b) => b ? "true" : "false";
+    private static bool LazyRefcounts(QcowHeader h) => (h.CompatibleFeatures & CompatibleFeatures.LazyRefcounts) != 0;
+    private static bool HasDataFile(QcowHeader h) => (h.IncompatibleFeatures & IncompatibleFeatures.ExternalDataFile) != 0;
+    private static bool DataFileRaw(QcowHeader h) => (h.AutoclearFeatures & AutoclearFeatures.RawExternalData) != 0;
+
+    /// <summary>qemu's encrypt format for the old AES method; LUKS (whose details qemu reads from its header) is not shown.</summary>
+    private static string? EncryptFormat(QcowHeader h) => h.CryptMethod == 1 ? "aes" : null;
 }
