@@ -129,12 +129,17 @@ check_layers() {
 }
 
 # timed_qcow LABEL OUT RUN ARGS...: times `qcow ARGS... OUT`, then sync, as LABEL (OUT removed first; RUN is "r/n");
-# with --baseline, the baseline build's the same way as LABEL-baseline, into OUT-baseline, removed after.
+# with --baseline, the baseline build's the same way as LABEL-baseline, into OUT-baseline, removed after. The two take
+# turns going first (this build in odd runs): a run right after another's gigabytes of writes may pay for some of
+# their writeback, which must not always fall on the same build.
 timed_qcow() {
   local label=$1 dest=$2 run=$3; shift 3
-  local dll bdest=${dest%.qcow2}-baseline
+  local dll bdest=${dest%.qcow2}-baseline dlls=("$qcow_dll")
   [[ $dest == *.qcow2 ]] && bdest+=.qcow2
-  for dll in "$qcow_dll" ${baseline:+"$baseline"}; do
+  if [[ -n $baseline ]]; then
+    if (( ${run%%/*} % 2 )); then dlls+=("$baseline"); else dlls=("$baseline" "$qcow_dll"); fi
+  fi
+  for dll in "${dlls[@]}"; do
     local l=$label d=$dest who=
     [[ $dll == "$qcow_dll" ]] || { l=$label-baseline; d=$bdest; who="baseline "; }
     rm -rf "$d"; sync
