@@ -31,7 +31,7 @@ public sealed class PushQcowChain : QcowTask
     /// <summary>Registries reached over plain HTTP although not on a loopback address (QcowInsecureRegistries).</summary>
     public string[] InsecureRegistries { get; set; } = [];
 
-    /// <summary>Blobs uploaded at the same time, 1 to 64 (QcowMaxConcurrentUploads; <c>RegistryOptions.MaxConcurrentUploads</c>).</summary>
+    /// <summary>Blobs uploaded at the same time, 1 to 64 (QcowMaxConcurrentUploads; <c>RegistryOptions.MaxConcurrentUploads</c> and <c>MostConcurrentUploads</c>).</summary>
     public string MaxConcurrentUploads { get; set; } = "3";
 
     /// <summary>The resolved chains (QcowResolvedChain: ChainJson, optional Repository).</summary>
@@ -50,9 +50,9 @@ public sealed class PushQcowChain : QcowTask
             Warning(Codes.ExportNotPushed, export.GetMetadata(ItemMetadata.FullPath), "a single export is not a chain and is not pushed to the registry");
 
         // The bound is qcow push --concurrency's: more connections than that only crowd the registry.
-        if (!int.TryParse(MaxConcurrentUploads.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int concurrent) || concurrent is < 1 or > 64)
+        if (!int.TryParse(MaxConcurrentUploads.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out int concurrent) || concurrent is < 1 or > RegistryOptions.MostConcurrentUploads)
         {
-            Error(Codes.InvalidOption, ProjectFile ?? BuildEngine?.ProjectFileOfTaskNode, $"QcowMaxConcurrentUploads '{MaxConcurrentUploads}': use a number from 1 to 64");
+            Error(Codes.InvalidOption, ProjectFile ?? BuildEngine?.ProjectFileOfTaskNode, $"QcowMaxConcurrentUploads '{MaxConcurrentUploads}': use a number from 1 to {RegistryOptions.MostConcurrentUploads}");
             return;
         }
         string registry = Registry.Trim().TrimEnd('/');

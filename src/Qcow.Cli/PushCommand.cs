@@ -26,7 +26,8 @@ internal static class PushCommand
             var options = shared.Options(r, target);
             if (r.GetValue(chunk) is { } size) options = options with { ChunkSize = RegistryArguments.ParseSize(size, "--chunk-size") };
             if (r.GetValue(concurrency) is { } n)
-                options = options with { MaxConcurrentUploads = n is >= 1 and <= 64 ? n : throw new Engine.QcowException(null, $"--concurrency {n}: not a number from 1 to 64") };
+                options = options with { MaxConcurrentUploads = n is >= 1 and <= RegistryOptions.MostConcurrentUploads ? n
+                    : throw new Engine.QcowException(null, $"--concurrency {n}: not a number from 1 to {RegistryOptions.MostConcurrentUploads}") };
             var request = new PushRequest
             {
                 Folder = r.GetValue(dir)!,

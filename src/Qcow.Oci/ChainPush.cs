@@ -43,8 +43,9 @@ public static class ChainPush
         foreach (string tag in tags) ImageReference.Parse($"{reference.Registry}/{reference.Repository}:{tag}");
         if (tags.Count == 0) tags.Add("latest");
         foreach (string from in request.MountFrom) ImageReference.Parse($"{reference.Registry}/{from}");
-        if (options.MaxConcurrentUploads < 1)
-            throw new RegistryException(reference.ToString(), $"at least one upload at a time is needed, not {options.MaxConcurrentUploads}");
+        if (options.MaxConcurrentUploads is < 1 or > RegistryOptions.MostConcurrentUploads)
+            throw new RegistryException(reference.ToString(),
+                $"uploads at a time must be 1 to {RegistryOptions.MostConcurrentUploads}, not {options.MaxConcurrentUploads}");
 
         var blobs = ReadChain(request.Folder, options.Progress, cancel);
         var manifest = new ArtifactManifest(MediaTypes.Chain, ArtifactManifest.EmptyConfig, blobs.Select(b => b.Descriptor).ToList());

@@ -17,8 +17,14 @@ public sealed record RegistryOptions
     /// <summary>Blobs larger than this upload in chunks of this size (PATCH with Content-Range).</summary>
     public long ChunkSize { get; init; } = 64L << 20;
 
-    /// <summary>Blobs of a push uploaded at the same time (at least 1); the manifest is put after all of them.</summary>
+    /// <summary>
+    /// Blobs of a push uploaded at the same time (1 to <see cref="MostConcurrentUploads"/>); the manifest is put after
+    /// all of them.
+    /// </summary>
     public int MaxConcurrentUploads { get; init; } = 3;
+
+    /// <summary>The most <see cref="MaxConcurrentUploads"/> may be: more connections than that only load the registry.</summary>
+    public const int MostConcurrentUploads = 64;
 
     /// <summary>Transient failures (5xx, 429, connection errors) retried per request or blob before giving up.</summary>
     public int MaxRetries { get; init; } = 5;

@@ -254,6 +254,13 @@ public sealed class PushPullTests(RegistryFixture fixture) : IClassFixture<Regis
         var cli = QcowProcess.RunWith(null, "push", "--concurrency", "0", chain, $"{registry.Host}/failing/push:v1");
         Assert.Equal(1, cli.ExitCode);
         Assert.Equal("qcow: --concurrency 0: not a number from 1 to 64", cli.StdErr.Trim());
+        // And the library, used directly, what neither the CLI nor the SDK lets through.
+        foreach (int n in new[] { 0, RegistryOptions.MostConcurrentUploads + 1 })
+        {
+            var refused = await Assert.ThrowsAsync<RegistryException>(() => ChainPush.RunAsync(
+                new PushRequest { Folder = chain, Reference = registry.Ref("failing/push:v1") }, registry.Options() with { MaxConcurrentUploads = n }));
+            Assert.Contains($"must be 1 to 64, not {n}", refused.Message);
+        }
     }
 
     [SkippableFact]
